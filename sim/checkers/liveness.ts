@@ -1,0 +1,59 @@
+/**
+ * Liveness: once every fault is healed and a majority can talk, a leader must be elected and a write
+ * must commit within a bound derived from the election timeout. When it does not happen, the report
+ * says why, node by node, instead of a bare "timed out".
+ */
+import type { NodeId } from "../../src/core/types.ts";
+import type { SimCluster } from "../cluster.ts";
+
+/** Election timeouts allowed for recovery: randomized timeouts, pre-votes, a few split votes and a commit. */
+export const LIVENESS_ELECTION_TIMEOUTS_MAX = 12;
+
+export type LivenessResult =
+  | { readonly ok: true; readonly leaderId: NodeId; readonly recoveryMs: number }
+  | { readonly ok: false; readonly reason: string };
+
+/**
+ * Runs the healed cluster until a leader with a live quorum commits a probe write, or the bound passes.
+ */
+export function checkLiveness(cluster: SimCluster, options: { boundMs: number; probeKey: string }): LivenessResult {
+  const startMs = cluster.clock.nowMs;
+  let committedBy: NodeId | undefined;
+  let probePending = false;
+  let lastLeader: NodeId | undefined;
+  const poll = (): void => {
+    if (committedBy !== undefined) return;
+    const leader = cluster.leader();
+    lastLeader = leader;
+    if (leader !== undefined && !probePending) {
+      probePending = true;
+      cluster.submitWrite(leader, { op: "put", key: options.probeKey, value: `${startMs}` }, 1, (result) => {
+        probePending = false;
+        if (result.ok) committedBy = leader;
+      });
+    }
+    cluster.clock.schedule(cluster.options.heartbeatIntervalMs, poll);
+  };
+  poll();
+  cluster.runForMs(options.boundMs, () => committedBy !== undefined);
+  if (committedBy !== undefined) return { ok: true, leaderId: committedBy, recoveryMs: cluster.clock.nowMs - startMs };
+  return { ok: false, reason: explain(cluster, options.boundMs, lastLeader) };
+}
+
+function explain(cluster: SimCluster, boundMs: number, lastLeader: NodeId | undefined): string {
+  const states = cluster.ids.map((id) => {
+    const node = cluster.node(id);
+    if (!node) return `n${id} ${cluster.state(id)}${cluster.failure(id) ? " (refused to start)" : ""}`;
+    const s = node.status();
+    return `n${id} ${s.role} term ${s.term} leader ${s.leaderId} last ${s.lastIndex}/${s.lastTerm} commit ${s.commit}${s.role === "leader" ? ` quorumActive=${s.quorumActive}` : ""}`;
+  });
+  const live = cluster.liveIds().length;
+  const majority = Math.floor(cluster.ids.length / 2) + 1;
+  const why =
+    live < majority
+      ? `only ${live} of ${cluster.ids.length} nodes are up, a majority needs ${majority}`
+      : lastLeader === undefined
+        ? "no node became leader with a live quorum"
+        : `leader n${lastLeader} did not commit the probe write`;
+  return `No write committed within ${boundMs} ms after the faults healed: ${why}. Nodes: ${states.join("; ")}`;
+}

@@ -1,0 +1,418 @@
+/**
+ * A simulated pgraft cluster: real RaftNode instances (the production runtime, unchanged) wired to the
+ * simulated clock, network and disks. The fault verbs read like the failures they model:
+ *
+ *   cluster.crash(2)            kill -9: timers stop, unsynced writes are gone (maybe torn)
+ *   cluster.crash(2, {duringWrite: true})   the kill lands inside the node's next write to disk
+ *   cluster.restart(2)          a new process reads only node 2's disk
+ *   cluster.pause(2) / resume   SIGSTOP / SIGCONT: nothing runs, messages wait
+ *   cluster.partition([1], [2, 3]), cutOneWay, isolate(1), heal()
+ *   cluster.corruptDisk(2)      bit rot inside synced data: node 2 must refuse to start
+ *
+ * Nodes start from a factory that reads only their disk, so every restart proves recovery. After every
+ * event that touched a node the safety checker looks at it.
+ */
+import { assert } from "../src/assert.ts";
+import type { Membership, Message, NodeId } from "../src/core/types.ts";
+import type { ClientCallback } from "../src/node/raft-node.ts";
+import { RaftNode } from "../src/node/raft-node.ts";
+import type { KvWrite } from "../src/kv/command.ts";
+import { RaftStorage, StorageCorruptionError } from "../src/storage/raft-storage.ts";
+import { NodeTimers, SimClock } from "./clock.ts";
+import { SimDisk } from "./disk.ts";
+import { SafetyChecker } from "./checkers/safety.ts";
+import type { LinkConditions } from "./network.ts";
+import { SimNetwork } from "./network.ts";
+import type { Random } from "./random.ts";
+import type { Trace } from "./trace.ts";
+
+export interface ClusterOptions {
+  readonly nodeCount: number;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly entriesPerAppendMax: number;
+  readonly maxBatchDelayMs: number;
+  readonly requestTimeoutMs: number;
+  readonly network: LinkConditions;
+  /** Each node's clock runs at a rate drawn from [1 - driftMax, 1 + driftMax]. */
+  readonly driftMax: number;
+  readonly tornWrites: boolean;
+  /** Messages are traced one line each; off for speed in long tuning sweeps. */
+  readonly traceMessages: boolean;
+}
+
+export type HostState = "up" | "down" | "paused" | "failed";
+
+interface Host {
+  readonly id: NodeId;
+  readonly disk: SimDisk;
+  readonly rate: number;
+  state: HostState;
+  node: RaftNode | undefined;
+  timers: NodeTimers | undefined;
+  /** Work that arrived while paused, run in order at resume. */
+  deferred: (() => void)[];
+  crashDuringWrite: boolean;
+  incarnation: number;
+  failure: string | undefined;
+}
+
+export class SimCluster {
+  readonly clock = new SimClock();
+  readonly network: SimNetwork;
+  readonly checker = new SafetyChecker();
+  readonly ids: readonly NodeId[];
+  readonly membership: Membership;
+  #hosts = new Map<NodeId, Host>();
+  #random: Random;
+
+  constructor(
+    readonly options: ClusterOptions,
+    random: Random,
+    readonly trace: Trace,
+  ) {
+    assert(options.nodeCount >= 1 && options.nodeCount <= 9, `nodeCount ${options.nodeCount} outside 1..9`);
+    this.#random = random.fork("cluster");
+    this.ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
+    this.membership = { voters: this.ids, learners: [] };
+    this.network = new SimNetwork(
+      this.clock,
+      random.fork("network"),
+      options.network,
+      (message) => this.#deliver(message),
+      options.traceMessages ? (message, reason) => this.#traceLine(`drop ${describe(message)} (${reason})`) : undefined,
+    );
+    const diskRandom = random.fork("disk");
+    for (const id of this.ids) {
+      const rate = 1 + this.#random.real(-options.driftMax, options.driftMax);
+      const disk = new SimDisk({ random: () => diskRandom.next(), tornWrites: options.tornWrites });
+      this.#hosts.set(id, {
+        id,
+        disk,
+        rate,
+        state: "down",
+        node: undefined,
+        timers: undefined,
+        deferred: [],
+        crashDuringWrite: false,
+        incarnation: 0,
+        failure: undefined,
+      });
+    }
+  }
+
+  start(): void {
+    for (const id of this.ids) this.restart(id);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Fault verbs
+
+  crash(id: NodeId, options: { duringWrite?: boolean } = {}): void {
+    const host = this.#host(id);
+    if (host.state === "down" || host.state === "failed") return;
+    if (options.duringWrite && host.state === "up") {
+      host.crashDuringWrite = true;
+      this.#traceLine(`n${id} will crash during its next disk write`);
+      return;
+    }
+    this.#kill(host, "crash");
+  }
+
+  restart(id: NodeId): void {
+    const host = this.#host(id);
+    if (host.state !== "down") return;
+    host.incarnation++;
+    let storage: RaftStorage;
+    try {
+      storage = RaftStorage.open(host.disk);
+    } catch (error) {
+      if (!(error instanceof StorageCorruptionError)) throw error;
+      host.state = "failed";
+      host.failure = error.message;
+      this.#traceLine(`n${id} refused to start: ${error.message}`);
+      return;
+    }
+    const state = storage.state();
+    this.checker.restarted(id, {
+      hardState: state.hardState,
+      entries: state.entries,
+      snapshotIndex: state.snapshot?.metadata.index ?? 0,
+    });
+    const timers = new NodeTimers(this.clock, host.rate, (run) => this.#runOnHost(host, run));
+    const nodeRandom = this.#random.fork(`node-${id}-${host.incarnation}`);
+    const node = new RaftNode({
+      id,
+      membership: this.membership,
+      tickMs: this.options.tickMs,
+      electionTimeoutMs: this.options.electionTimeoutMs,
+      heartbeatIntervalMs: this.options.heartbeatIntervalMs,
+      preVote: this.options.preVote,
+      checkQuorum: this.options.checkQuorum,
+      entriesPerAppendMax: this.options.entriesPerAppendMax,
+      maxBatchDelayMs: this.options.maxBatchDelayMs,
+      requestTimeoutMs: this.options.requestTimeoutMs,
+      restored: state,
+      persistence: {
+        save: (batch) => {
+          if (host.crashDuringWrite) {
+            host.crashDuringWrite = false;
+            host.disk.failNextSync = true;
+          }
+          storage.save(batch);
+        },
+      },
+      transport: { send: (message) => this.network.send(message) },
+      timers,
+      random: () => nodeRandom.next(),
+      logger: (line) => this.#traceLine(`n${line}`),
+      observer: {
+        persisting: (node, ready) => this.checker.persisting(node, ready),
+        persisted: (node, ready) => this.checker.persisted(node, ready, host.node?.raft.role ?? "follower"),
+        applied: (node, entry) => this.checker.applied(node, entry),
+      },
+    });
+    host.node = node;
+    host.timers = timers;
+    host.state = "up";
+    this.#traceLine(`n${id} started (incarnation ${host.incarnation}): term ${state.hardState.term}, log ${state.entries.length} entries`);
+    this.#guard(host, () => node.start());
+  }
+
+  pause(id: NodeId): void {
+    const host = this.#host(id);
+    if (host.state !== "up") return;
+    host.state = "paused";
+    this.#traceLine(`n${id} paused`);
+  }
+
+  resume(id: NodeId): void {
+    const host = this.#host(id);
+    if (host.state !== "paused") return;
+    host.state = "up";
+    this.#traceLine(`n${id} resumed with ${host.deferred.length} waiting events`);
+    const deferred = host.deferred;
+    host.deferred = [];
+    for (const run of deferred) {
+      if (host.state !== "up") break;
+      this.#guard(host, run);
+    }
+  }
+
+  partition(left: readonly NodeId[], right: readonly NodeId[]): void {
+    this.network.partition(left, right);
+    this.#traceLine(`partition [${left.join(",")}] | [${right.join(",")}]`);
+  }
+
+  cutOneWay(from: readonly NodeId[], to: readonly NodeId[]): void {
+    this.network.cutOneWay(from, to);
+    this.#traceLine(`cut one way [${from.join(",")}] -> [${to.join(",")}]`);
+  }
+
+  isolate(id: NodeId): void {
+    this.partition([id], this.ids.filter((other) => other !== id));
+  }
+
+  setLink(from: NodeId, to: NodeId, conditions: LinkConditions): void {
+    this.network.setLink(from, to, conditions);
+    this.#traceLine(`link ${from}->${to} latency ${conditions.latencyMs}±${conditions.jitterMs} ms loss ${conditions.lossRate}`);
+  }
+
+  /** Disarms crashes armed for a node's next disk write. */
+  disarmCrashes(): void {
+    for (const host of this.#hosts.values()) host.crashDuringWrite = false;
+  }
+
+  heal(): void {
+    this.network.heal();
+    this.#traceLine("heal");
+  }
+
+  /**
+   * Flips a byte in synced data on a stopped node's disk. Returns whether anything was damaged.
+   *
+   * The damage never touches the last record of the newest log segment: there it cannot be told apart
+   * from a torn write, and the storage layer drops that record like one (as etcd's WAL does). Every
+   * other synced byte is covered by a checksum that must stop the node from starting.
+   */
+  corruptDisk(id: NodeId): boolean {
+    const host = this.#host(id);
+    assert(host.state === "down", "corruptDisk() needs a stopped node");
+    const segments = host.disk.list().filter((name) => /^log-\d+\.seg$/.test(name));
+    const candidates = segments
+      .map((name, i) => ({ name, bytesMax: i === segments.length - 1 ? lastRecordOffset(host.disk.read(name)!) : Infinity }))
+      .filter((candidate) => candidate.bytesMax > 0);
+    if (candidates.length === 0) return false;
+    const target = this.#random.pick(candidates);
+    const corruption = host.disk.corruptSynced(target.name, { bytesMax: target.bytesMax });
+    if (!corruption) return false;
+    this.#traceLine(`n${id} disk corrupted: ${corruption.name} byte ${corruption.offset}`);
+    return true;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Clients
+
+  /** Delivers a client write to node `id` after `latencyMs`; the reply comes back after the same. */
+  submitWrite(id: NodeId, write: KvWrite, latencyMs: number, callback: ClientCallback): void {
+    this.#submit(id, latencyMs, callback, (node, reply) => node.write(write, reply));
+  }
+
+  submitRead(id: NodeId, key: string, latencyMs: number, callback: ClientCallback): void {
+    this.#submit(id, latencyMs, callback, (node, reply) => node.read(key, reply));
+  }
+
+  #submit(id: NodeId, latencyMs: number, callback: ClientCallback, start: (node: RaftNode, reply: ClientCallback) => void): void {
+    const host = this.#host(id);
+    this.clock.schedule(latencyMs, () => {
+      this.#runOnHost(host, () => {
+        const node = host.node;
+        if (!node) return;
+        start(node, (result) => this.clock.schedule(latencyMs, () => callback(result)));
+      })();
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Inspection
+
+  state(id: NodeId): HostState {
+    return this.#host(id).state;
+  }
+
+  node(id: NodeId): RaftNode | undefined {
+    return this.#host(id).node;
+  }
+
+  failure(id: NodeId): string | undefined {
+    return this.#host(id).failure;
+  }
+
+  disk(id: NodeId): SimDisk {
+    return this.#host(id).disk;
+  }
+
+  liveIds(): NodeId[] {
+    return this.ids.filter((id) => this.#host(id).state === "up");
+  }
+
+  /** The node that leads with a live quorum, if exactly one does at the highest such term. */
+  leader(): NodeId | undefined {
+    let best: { id: NodeId; term: number } | undefined;
+    for (const id of this.ids) {
+      const node = this.#host(id).node;
+      if (!node || this.#host(id).state !== "up") continue;
+      const status = node.status();
+      if (status.role === "leader" && status.quorumActive && (!best || status.term > best.term)) best = { id, term: status.term };
+    }
+    return best?.id;
+  }
+
+  runForMs(durationMs: number, stop?: () => boolean): void {
+    this.clock.runUntil(this.clock.nowMs + durationMs, stop);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  #host(id: NodeId): Host {
+    const host = this.#hosts.get(id);
+    assert(host !== undefined, `no node ${id}`);
+    return host;
+  }
+
+  #deliver(message: Message): void {
+    const host = this.#host(message.to);
+    if (this.options.traceMessages) this.#traceLine(`deliver ${describe(message)}`);
+    this.#runOnHost(host, () => host.node?.receive(message))();
+  }
+
+  /** Wraps work for a host: dropped when it is down, held while it is paused, checked after it ran. */
+  #runOnHost(host: Host, run: () => void): () => void {
+    const incarnation = host.incarnation;
+    return () => {
+      if (host.incarnation !== incarnation) return;
+      if (host.state === "down" || host.state === "failed") return;
+      if (host.state === "paused") {
+        host.deferred.push(run);
+        return;
+      }
+      this.#guard(host, run);
+    };
+  }
+
+  #guard(host: Host, run: () => void): void {
+    try {
+      run();
+    } catch (error) {
+      if (!isSimulatedSyncFailure(error)) throw error;
+      this.#kill(host, "crash during a disk write");
+      return;
+    }
+    const node = host.node;
+    if (node && host.state === "up") this.checker.observe(host.id, node.raft.role, node.raft.term, node.raft.log);
+  }
+
+  #kill(host: Host, how: string): void {
+    host.node?.stop();
+    host.timers?.cancelAll();
+    host.node = undefined;
+    host.timers = undefined;
+    host.deferred = [];
+    host.state = "down";
+    host.crashDuringWrite = false;
+    host.incarnation++;
+    const fault = host.disk.crash();
+    const torn = fault.kind === "crash" ? fault.tornFiles.map((file) => `${file.name}+${file.bytesKept}B`).join(" ") : "";
+    this.#traceLine(`n${host.id} ${how}${torn ? ` (torn: ${torn})` : ""}`);
+  }
+
+  #traceLine(text: string): void {
+    this.trace.record(this.clock.nowMs, text);
+  }
+}
+
+/** Byte offset where the last complete record of a log segment starts (records: u32 length, u32 crc, payload). */
+function lastRecordOffset(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let offset = 0;
+  let last = 0;
+  while (offset + 8 <= bytes.length) {
+    const next = offset + 8 + view.getUint32(offset, true);
+    if (next > bytes.length) break;
+    last = offset;
+    offset = next;
+  }
+  return last;
+}
+
+function isSimulatedSyncFailure(error: unknown): boolean {
+  return error instanceof Error && error.name === "SimulatedCrash";
+}
+
+/** A message in one short line, for traces: "1->2 MsgApp t3 prev 4/2 n2 c4". */
+export function describe(message: Message): string {
+  const head = `${message.from}->${message.to} ${message.type} t${message.term}`;
+  switch (message.type) {
+    case "MsgApp":
+      return `${head} prev ${message.prevLogIndex}/${message.prevLogTerm} n${message.entries.length} c${message.commit}`;
+    case "MsgAppResp":
+      return message.reject ? `${head} reject ${message.index} hint ${message.hintIndex}/${message.hintTerm}` : `${head} ${message.index}`;
+    case "MsgVote":
+    case "MsgPreVote":
+      return `${head} log ${message.lastLogIndex}/${message.lastLogTerm}`;
+    case "MsgVoteResp":
+    case "MsgPreVoteResp":
+      return `${head}${message.reject ? " reject" : ""}`;
+    case "MsgHeartbeat":
+      return `${head} c${message.commit} x${message.context}`;
+    case "MsgHeartbeatResp":
+      return `${head} x${message.context}`;
+    case "MsgSnap":
+      return `${head} snap ${message.snapshot.metadata.index}/${message.snapshot.metadata.term}`;
+    case "MsgTimeoutNow":
+      return head;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * One simulated run, top-down (after TigerBeetle's VOPR): take the seed, draw the world from it, run a
+ * safety phase under faults with client load, heal everything and run a liveness phase, then check the
+ * client history for linearizability. The result says what failed and how to replay it.
+ */
+import { performance } from "node:perf_hooks";
+import { AssertionError } from "../src/assert.ts";
+import { SimCluster } from "./cluster.ts";
+import { checkLinearizable, formatOperation } from "./checkers/linearizability.ts";
+import { checkLiveness, LIVENESS_ELECTION_TIMEOUTS_MAX } from "./checkers/liveness.ts";
+import { SafetyViolation } from "./checkers/safety.ts";
+import { Random } from "./random.ts";
+import { describeKnobs, drawKnobs, FaultScheduler, type Knobs, quietKnobs } from "./swarm.ts";
+import { Trace } from "./trace.ts";
+import { Workload } from "./workload.ts";
+
+export interface RunOptions {
+  readonly seed: number;
+  readonly nodeCount?: number;
+  /** Length of the fault phase in simulated ms. */
+  readonly durationMs: number;
+  readonly faults: "none" | "swarm";
+  readonly keepTrace?: boolean;
+  readonly traceMessages?: boolean;
+  readonly electionTimeoutMs?: number;
+  readonly heartbeatIntervalMs?: number;
+  /** Bound on simulated events, so a runaway run fails instead of hanging. */
+  readonly eventsMax?: number;
+}
+
+export interface RunResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly violations: string[];
+  readonly traceHash: string;
+  readonly simulatedMs: number;
+  readonly wallMs: number;
+  readonly events: number;
+  readonly knobs: string;
+  readonly operations: number;
+  readonly acknowledgedWrites: number;
+  readonly elections: number;
+  readonly faultActions: number;
+  readonly recoveryMs: number | null;
+  /** Last lines of the trace when the run failed. */
+  readonly recentEvents?: string[];
+  readonly traceLines?: string[];
+  readonly replay: string;
+}
+
+const TICK_MS = 10;
+const DRAIN_MS = 4_000;
+
+export function runSeed(options: RunOptions): RunResult {
+  const wallStart = performance.now();
+  const random = new Random(options.seed);
+  const knobs: Knobs = options.faults === "swarm" ? drawKnobs(random.fork("swarm"), options.nodeCount) : quietKnobs(options.nodeCount ?? 3);
+  const trace = new Trace({ keepAll: options.keepTrace });
+  trace.record(0, `seed ${options.seed} ${describeKnobs(knobs)}`);
+  const electionTimeoutMs = options.electionTimeoutMs ?? 1_000;
+  const cluster = new SimCluster(
+    {
+      nodeCount: knobs.nodeCount,
+      tickMs: TICK_MS,
+      electionTimeoutMs,
+      heartbeatIntervalMs: options.heartbeatIntervalMs ?? 100,
+      preVote: true,
+      checkQuorum: true,
+      entriesPerAppendMax: 100,
+      maxBatchDelayMs: 10,
+      requestTimeoutMs: 2_500,
+      network: knobs.network,
+      driftMax: knobs.driftMax,
+      tornWrites: knobs.tornWrites,
+      traceMessages: options.traceMessages ?? true,
+    },
+    random,
+    trace,
+  );
+  const workload = new Workload(cluster, random.fork("workload"), knobs.workload);
+  const faults = new FaultScheduler(cluster, random.fork("faults"), knobs);
+  const violations: string[] = [];
+  let recoveryMs: number | null = null;
+  const eventsMax = options.eventsMax ?? 20_000_000;
+
+  try {
+    cluster.start();
+    workload.start();
+    faults.start(options.durationMs);
+    cluster.runForMs(options.durationMs, () => cluster.clock.eventsRun > eventsMax);
+    if (cluster.clock.eventsRun > eventsMax) throw new Error(`event bound reached: more than ${eventsMax} events`);
+    // Liveness phase: heal everything a majority needs, then demand progress.
+    faults.stop();
+    healAll(cluster);
+    const liveness = checkLiveness(cluster, {
+      boundMs: LIVENESS_ELECTION_TIMEOUTS_MAX * electionTimeoutMs,
+      probeKey: "liveness-probe",
+    });
+    if (liveness.ok) recoveryMs = liveness.recoveryMs;
+    else violations.push(`Liveness: ${liveness.reason}`);
+    for (const id of faults.corrupted) {
+      if (cluster.state(id) !== "failed") violations.push(`Durability: node ${id}'s disk was corrupted but it started anyway`);
+    }
+    workload.stop();
+    cluster.runForMs(DRAIN_MS);
+    cluster.checker.finish();
+  } catch (error) {
+    if (error instanceof SafetyViolation) violations.push(`${error.property}: ${error.detail}`);
+    else if (error instanceof AssertionError) violations.push(`Assertion: ${error.message}`);
+    else violations.push(`Crash: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  }
+
+  const operations = workload.history.operations();
+  if (violations.length === 0) {
+    const linearizable = checkLinearizable(operations, { timeBudgetMs: 20_000 });
+    if (linearizable.ok === false) {
+      violations.push(`Linearizability: key ${linearizable.key}: ${linearizable.reason}`);
+    } else if (linearizable.ok === "unknown") {
+      violations.push(`Linearizability: undecided: ${linearizable.reason}`);
+    }
+  }
+  void formatOperation;
+  const ok = violations.length === 0;
+  const traceHash = trace.digest();
+  let elections = 0;
+  for (const _ of cluster.checker.leaders) elections++;
+  return {
+    seed: options.seed,
+    ok,
+    violations,
+    traceHash,
+    simulatedMs: Math.round(cluster.clock.nowMs),
+    wallMs: Math.round(performance.now() - wallStart),
+    events: cluster.clock.eventsRun,
+    knobs: describeKnobs(knobs),
+    operations: operations.length,
+    acknowledgedWrites: workload.acknowledgedWrites,
+    elections,
+    faultActions: faults.actions,
+    recoveryMs,
+    recentEvents: ok ? undefined : trace.recent(60),
+    traceLines: trace.lines(),
+    replay: `npm run sim -- --seed ${options.seed}${options.faults === "swarm" ? " --faults swarm" : ""}${options.nodeCount ? ` --nodes ${options.nodeCount}` : ""} --duration ${options.durationMs / 1000}s --trace seed-${options.seed}.trace`,
+  };
+}
+
+function healAll(cluster: SimCluster): void {
+  cluster.heal();
+  cluster.disarmCrashes();
+  for (const id of cluster.ids) {
+    if (cluster.state(id) === "paused") cluster.resume(id);
+    if (cluster.state(id) === "down") cluster.restart(id);
+  }
+  cluster.trace.record(cluster.clock.nowMs, "all faults healed: liveness phase");
+}

@@ -1,0 +1,220 @@
+/**
+ * Swarm testing: every seed draws its own world (cluster size, network quality, which fault kinds are
+ * on and how often they strike, clock drift, client load) from the seed itself, so a sweep over seeds
+ * covers many different mixes instead of one average one. The knobs are printed with the seed, and
+ * the fault schedule below draws every fault from the same seed.
+ */
+import type { NodeId } from "../src/core/types.ts";
+import type { SimCluster } from "./cluster.ts";
+import type { LinkConditions } from "./network.ts";
+import type { Random } from "./random.ts";
+import type { WorkloadOptions } from "./workload.ts";
+import { WORKLOAD_DEFAULTS } from "./workload.ts";
+
+export type FaultKind =
+  | "partition"
+  | "isolate"
+  | "one-way"
+  | "link"
+  | "crash"
+  | "crash-during-write"
+  | "pause"
+  | "disk-corruption";
+
+export const FAULT_KINDS: readonly FaultKind[] = [
+  "partition",
+  "isolate",
+  "one-way",
+  "link",
+  "crash",
+  "crash-during-write",
+  "pause",
+  "disk-corruption",
+];
+
+export interface Knobs {
+  readonly nodeCount: number;
+  readonly network: LinkConditions;
+  readonly driftMax: number;
+  readonly tornWrites: boolean;
+  readonly faults: readonly FaultKind[];
+  /** Mean time between two fault actions. */
+  readonly faultIntervalMsMean: number;
+  /** How long a fault lasts before it is healed (uniform up to this). */
+  readonly faultDurationMsMax: number;
+  readonly workload: WorkloadOptions;
+}
+
+export function quietKnobs(nodeCount: number): Knobs {
+  return {
+    nodeCount,
+    network: { latencyMs: 2, jitterMs: 1, lossRate: 0, duplicateRate: 0 },
+    driftMax: 0,
+    tornWrites: false,
+    faults: [],
+    faultIntervalMsMean: 0,
+    faultDurationMsMax: 0,
+    workload: WORKLOAD_DEFAULTS,
+  };
+}
+
+export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs {
+  const latencyMs = random.int(1, 30);
+  const faults = FAULT_KINDS.filter(() => random.chance(0.55));
+  if (faults.length === 0) faults.push(random.pick(FAULT_KINDS));
+  return {
+    nodeCount: nodeCount ?? random.pick([3, 3, 5, 5, 4, 1, 2, 7]),
+    network: {
+      latencyMs,
+      jitterMs: random.int(0, latencyMs),
+      lossRate: random.chance(0.5) ? random.real(0, 0.1) : 0,
+      duplicateRate: random.chance(0.3) ? random.real(0, 0.05) : 0,
+    },
+    driftMax: random.chance(0.5) ? random.real(0, 0.05) : 0,
+    tornWrites: random.chance(0.7),
+    faults,
+    faultIntervalMsMean: random.int(500, 8_000),
+    faultDurationMsMax: random.int(500, 12_000),
+    workload: {
+      ...WORKLOAD_DEFAULTS,
+      clients: random.int(1, 8),
+      keys: random.int(1, 10),
+      thinkTimeMsMean: random.int(2, 120),
+      readRatio: random.real(0.1, 0.6),
+      casRatio: random.real(0, 0.3),
+      deleteRatio: random.real(0, 0.1),
+    },
+  };
+}
+
+export function describeKnobs(knobs: Knobs): string {
+  const n = knobs.network;
+  return [
+    `nodes=${knobs.nodeCount}`,
+    `latency=${n.latencyMs}±${n.jitterMs}ms`,
+    `loss=${n.lossRate.toFixed(3)}`,
+    `dup=${n.duplicateRate.toFixed(3)}`,
+    `drift=${knobs.driftMax.toFixed(3)}`,
+    `torn=${knobs.tornWrites}`,
+    `faults=${knobs.faults.join(",") || "none"}`,
+    `every~${knobs.faultIntervalMsMean}ms`,
+    `lasting<=${knobs.faultDurationMsMax}ms`,
+    `clients=${knobs.workload.clients}`,
+    `keys=${knobs.workload.keys}`,
+    `think~${knobs.workload.thinkTimeMsMean}ms`,
+  ].join(" ");
+}
+
+/**
+ * Drives the faults of one seed during [0, untilMs): at exponential intervals it picks an enabled
+ * fault kind and a victim, and schedules the matching repair. Never corrupts more than a minority of
+ * disks, so a majority can always recover once the faults heal.
+ */
+export class FaultScheduler {
+  #corrupted = new Set<NodeId>();
+  #stopped = false;
+  actions = 0;
+
+  constructor(
+    readonly cluster: SimCluster,
+    readonly random: Random,
+    readonly knobs: Knobs,
+  ) {}
+
+  start(untilMs: number): void {
+    if (this.knobs.faults.length === 0) return;
+    const next = (): void => {
+      if (this.#stopped || this.cluster.clock.nowMs >= untilMs) return;
+      this.#strike();
+      this.cluster.clock.schedule(this.random.exponential(this.knobs.faultIntervalMsMean), next);
+    };
+    this.cluster.clock.schedule(this.random.exponential(this.knobs.faultIntervalMsMean), next);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  get corrupted(): ReadonlySet<NodeId> {
+    return this.#corrupted;
+  }
+
+  #repairLater(repair: () => void): void {
+    this.cluster.clock.schedule(this.random.real(100, this.knobs.faultDurationMsMax), () => {
+      if (!this.#stopped) repair();
+    });
+  }
+
+  #strike(): void {
+    const cluster = this.cluster;
+    const ids = cluster.ids;
+    const kind = this.random.pick(this.knobs.faults);
+    this.actions++;
+    switch (kind) {
+      case "partition": {
+        if (ids.length < 2) return;
+        const shuffled = this.random.shuffle(ids);
+        const cut = this.random.int(1, ids.length - 1);
+        cluster.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+        this.#repairLater(() => cluster.heal());
+        return;
+      }
+      case "isolate": {
+        if (ids.length < 2) return;
+        cluster.isolate(this.random.pick(ids));
+        this.#repairLater(() => cluster.heal());
+        return;
+      }
+      case "one-way": {
+        if (ids.length < 2) return;
+        const shuffled = this.random.shuffle(ids);
+        const cut = this.random.int(1, ids.length - 1);
+        cluster.cutOneWay(shuffled.slice(0, cut), shuffled.slice(cut));
+        this.#repairLater(() => cluster.heal());
+        return;
+      }
+      case "link": {
+        if (ids.length < 2) return;
+        const [from, to] = this.random.shuffle(ids);
+        const latencyMs = this.random.int(20, 400);
+        cluster.setLink(from!, to!, {
+          latencyMs,
+          jitterMs: this.random.int(0, latencyMs),
+          lossRate: this.random.real(0, 0.5),
+          duplicateRate: 0,
+        });
+        this.#repairLater(() => cluster.heal());
+        return;
+      }
+      case "crash":
+      case "crash-during-write": {
+        const live = cluster.liveIds();
+        if (live.length === 0) return;
+        const victim = this.random.pick(live);
+        cluster.crash(victim, { duringWrite: kind === "crash-during-write" });
+        this.#repairLater(() => cluster.restart(victim));
+        return;
+      }
+      case "pause": {
+        const live = cluster.liveIds();
+        if (live.length === 0) return;
+        const victim = this.random.pick(live);
+        cluster.pause(victim);
+        this.#repairLater(() => cluster.resume(victim));
+        return;
+      }
+      case "disk-corruption": {
+        if (this.#corrupted.size >= Math.floor((ids.length - 1) / 2)) return;
+        const live = cluster.liveIds().filter((id) => !this.#corrupted.has(id));
+        if (live.length === 0) return;
+        const victim = this.random.pick(live);
+        cluster.crash(victim);
+        if (cluster.state(victim) !== "down" || !cluster.corruptDisk(victim)) return;
+        this.#corrupted.add(victim);
+        // The restart must refuse; the run checks that it did.
+        this.#repairLater(() => cluster.restart(victim));
+        return;
+      }
+    }
+  }
+}

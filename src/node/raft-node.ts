@@ -1,0 +1,335 @@
+/**
+ * One pgraft node's runtime: the Raft core, its storage and the key-value state machine, driven by the
+ * loop every environment shares (persist, send, apply, advance). The simulator, the chaos runner and
+ * production all run this class; only the Timers, Transport and Disk behind it differ.
+ *
+ * Client operations complete through callbacks, not promises: the simulator runs synchronously, and a
+ * promise would resolve outside its event order. Production wraps them in promises (src/node/client.ts).
+ */
+import { assert } from "../assert.ts";
+import { Raft, RAFT_CONFIG_DEFAULTS, type RaftStatus } from "../core/raft.ts";
+import type { Entry, HardState, Membership, Message, NodeId, Ready, Snapshot } from "../core/types.ts";
+import { NODE_NONE } from "../core/types.ts";
+import {
+  BusyError,
+  InvalidRequestError,
+  NoQuorumError,
+  NotLeaderError,
+  type PgraftError,
+  RequestTimeoutError,
+  SupersededError,
+} from "../errors.ts";
+import { decodeWrite, encodeWrite, validateWrite, type KvOutput, type KvWrite } from "../kv/command.ts";
+import { KvStore } from "../kv/kv-store.ts";
+import type { TimerHandle, Timers, Transport } from "./environment.ts";
+
+export type ClientResult =
+  | { readonly ok: true; readonly output: KvOutput; readonly index: number }
+  | { readonly ok: false; readonly error: PgraftError };
+
+export type ClientCallback = (result: ClientResult) => void;
+
+/** Where the node persists the Ready batches (src/storage/raft-storage.ts, over any Disk). */
+export interface LogPersistence {
+  save(batch: { hardState?: HardState; snapshot?: Snapshot; entries: readonly Entry[] }): void;
+}
+
+/** Hooks for the simulator's checkers; production leaves them out. */
+export interface NodeObserver {
+  persisting?(node: NodeId, ready: Ready): void;
+  persisted?(node: NodeId, ready: Ready): void;
+  applied?(node: NodeId, entry: Entry): void;
+}
+
+export interface RaftNodeOptions {
+  readonly id: NodeId;
+  readonly membership: Membership;
+  readonly tickMs: number;
+  readonly electionTimeoutMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  /** pgraft.batch_size: proposals per batch and entries per append message. */
+  readonly entriesPerAppendMax: number;
+  /** pgraft.max_batch_delay: the longest a proposal waits to be batched (0: propose at once). */
+  readonly maxBatchDelayMs: number;
+  /** A write or read not answered within this time fails (a write's outcome is then unknown). */
+  readonly requestTimeoutMs: number;
+  readonly inflightAppendsMax?: number;
+  readonly pendingRequestsMax?: number;
+  readonly restored: { hardState: HardState; snapshot?: Snapshot; entries: readonly Entry[] };
+  readonly persistence: LogPersistence;
+  readonly transport: Transport;
+  readonly timers: Timers;
+  readonly random: () => number;
+  readonly logger?: (line: string) => void;
+  readonly observer?: NodeObserver;
+}
+
+interface PendingWrite {
+  readonly index: number;
+  readonly term: number;
+  readonly callback: ClientCallback;
+  readonly deadlineMs: number;
+}
+
+interface PendingRead {
+  readonly key: string;
+  readonly callback: ClientCallback;
+  readonly deadlineMs: number;
+}
+
+/** Ready batches processed in one turn before yielding; the core never needs more than a few. */
+const READY_ROUNDS_MAX = 64;
+const PENDING_REQUESTS_MAX_DEFAULT = 50_000;
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly raft: Raft;
+  readonly store = new KvStore();
+  readonly #options: RaftNodeOptions;
+  #pendingWrites = new Map<number, PendingWrite>();
+  /** Reads waiting for their ReadIndex round, by request id. */
+  #readRounds = new Map<number, PendingRead[]>();
+  /** Reads whose round completed, waiting for the applied index to reach `index`. */
+  #readsAwaitingApply: { index: number; reads: PendingRead[] }[] = [];
+  #writeBatch: { write: KvWrite; callback: ClientCallback; deadlineMs: number }[] = [];
+  #readBatch: PendingRead[] = [];
+  #batchTimer: TimerHandle | undefined;
+  #tickTimer: TimerHandle | undefined;
+  #readRequestId = 0;
+  #stopped = false;
+
+  constructor(options: RaftNodeOptions) {
+    assert(options.electionTimeoutMs % options.tickMs === 0, "election timeout must be a whole number of ticks");
+    assert(options.heartbeatIntervalMs % options.tickMs === 0, "heartbeat interval must be a whole number of ticks");
+    this.#options = options;
+    this.id = options.id;
+    this.raft = new Raft(
+      {
+        ...RAFT_CONFIG_DEFAULTS,
+        id: options.id,
+        electionTicks: options.electionTimeoutMs / options.tickMs,
+        heartbeatTicks: options.heartbeatIntervalMs / options.tickMs,
+        preVote: options.preVote,
+        checkQuorum: options.checkQuorum,
+        entriesPerAppendMax: options.entriesPerAppendMax,
+        inflightAppendsMax: options.inflightAppendsMax ?? RAFT_CONFIG_DEFAULTS.inflightAppendsMax,
+        random: options.random,
+        logger: options.logger,
+      },
+      { ...options.restored, membership: options.membership, applied: 0 },
+    );
+  }
+
+  /** Starts the tick timer. */
+  start(): void {
+    this.#scheduleTick();
+    this.#processReady();
+  }
+
+  /** Stops timers; pending requests are left to their callers' own timeouts (a crash answers nobody). */
+  stop(): void {
+    this.#stopped = true;
+    this.#tickTimer?.cancel();
+    this.#batchTimer?.cancel();
+  }
+
+  receive(message: Message): void {
+    if (this.#stopped) return;
+    this.raft.step(message);
+    this.#processReady();
+  }
+
+  tick(): void {
+    if (this.#stopped) return;
+    this.raft.tick();
+    this.#expireRequests();
+    this.#processReady();
+  }
+
+  status(): RaftStatus {
+    return this.raft.status();
+  }
+
+  /** Proposes a write; the callback runs once it is applied, refused, or timed out. */
+  write(write: KvWrite, callback: ClientCallback): void {
+    const invalid = validateWrite(write);
+    if (invalid !== undefined) return callback({ ok: false, error: new InvalidRequestError(invalid) });
+    const refusal = this.#refusal("write");
+    if (refusal) return callback({ ok: false, error: refusal });
+    if (this.#pendingWrites.size + this.#writeBatch.length >= this.#pendingRequestsMax()) {
+      return callback({ ok: false, error: new BusyError("pending writes", this.#pendingRequestsMax()) });
+    }
+    this.#writeBatch.push({ write, callback, deadlineMs: this.#options.timers.nowMs() + this.#options.requestTimeoutMs });
+    this.#scheduleBatch(this.#writeBatch.length);
+  }
+
+  /** A linearizable read (ReadIndex); served locally once the applied index catches up. */
+  read(key: string, callback: ClientCallback): void {
+    const refusal = this.#refusal("read");
+    if (refusal) return callback({ ok: false, error: refusal });
+    this.#readBatch.push({ key, callback, deadlineMs: this.#options.timers.nowMs() + this.#options.requestTimeoutMs });
+    this.#scheduleBatch(this.#readBatch.length);
+  }
+
+  /** A serializable read: this node's applied state, possibly stale, available on any node. */
+  readLocal(key: string): KvOutput {
+    return this.store.read(key);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+
+  #refusal(action: string): PgraftError | undefined {
+    if (this.raft.role === "leader") return undefined;
+    const leaderId = this.raft.leaderId;
+    if (leaderId === NODE_NONE) return new NoQuorumError(action, `node ${this.id} knows no leader`);
+    return new NotLeaderError(leaderId, action);
+  }
+
+  #pendingRequestsMax(): number {
+    return this.#options.pendingRequestsMax ?? PENDING_REQUESTS_MAX_DEFAULT;
+  }
+
+  #scheduleTick(): void {
+    if (this.#stopped) return;
+    this.#tickTimer = this.#options.timers.after(this.#options.tickMs, () => {
+      this.tick();
+      this.#scheduleTick();
+    });
+  }
+
+  #scheduleBatch(size: number): void {
+    if (size >= this.#options.entriesPerAppendMax || this.#options.maxBatchDelayMs === 0) {
+      this.#flushBatches();
+      return;
+    }
+    if (this.#batchTimer) return;
+    this.#batchTimer = this.#options.timers.after(this.#options.maxBatchDelayMs, () => {
+      this.#batchTimer = undefined;
+      if (!this.#stopped) this.#flushBatches();
+    });
+  }
+
+  #flushBatches(): void {
+    this.#batchTimer?.cancel();
+    this.#batchTimer = undefined;
+    this.#flushWrites();
+    this.#flushReads();
+    this.#processReady();
+  }
+
+  #flushWrites(): void {
+    const batch = this.#writeBatch;
+    this.#writeBatch = [];
+    for (let start = 0; start < batch.length; start += this.#options.entriesPerAppendMax) {
+      const chunk = batch.slice(start, start + this.#options.entriesPerAppendMax);
+      const result = this.raft.propose(chunk.map((item) => encodeWrite(item.write)));
+      if (!result.ok) {
+        const error = result.reason === "busy" ? new BusyError("uncommitted entries", RAFT_CONFIG_DEFAULTS.uncommittedEntriesMax) : this.#refusal("write")!;
+        for (const item of chunk) item.callback({ ok: false, error });
+        continue;
+      }
+      const first = result.index - chunk.length + 1;
+      chunk.forEach((item, i) => {
+        this.#pendingWrites.set(first + i, { index: first + i, term: result.term, callback: item.callback, deadlineMs: item.deadlineMs });
+      });
+    }
+  }
+
+  #flushReads(): void {
+    if (this.#readBatch.length === 0) return;
+    const batch = this.#readBatch;
+    this.#readBatch = [];
+    const requestId = ++this.#readRequestId;
+    const result = this.raft.readIndex(requestId);
+    if (!result.ok) {
+      const error = result.reason === "busy" ? new BusyError("pending reads", RAFT_CONFIG_DEFAULTS.pendingReadsMax) : this.#refusal("read")!;
+      for (const read of batch) read.callback({ ok: false, error });
+      return;
+    }
+    this.#readRounds.set(requestId, batch);
+  }
+
+  #processReady(): void {
+    for (let round = 0; round < READY_ROUNDS_MAX && this.raft.hasReady(); round++) {
+      const ready = this.raft.ready();
+      // 1. Persist before anything that depends on it leaves the node.
+      if (ready.hardState || ready.snapshot || ready.entries.length > 0) {
+        this.#options.observer?.persisting?.(this.id, ready);
+        this.#options.persistence.save({ hardState: ready.hardState, snapshot: ready.snapshot, entries: ready.entries });
+      }
+      this.#options.observer?.persisted?.(this.id, ready);
+      // 2. Send.
+      for (const message of ready.messages) this.#options.transport.send(message);
+      // 3. Apply.
+      for (const entry of ready.committedEntries) this.#apply(entry);
+      for (const readState of ready.readStates) this.#readRoundDone(readState.requestId, readState.index);
+      if (ready.softState && ready.softState.role !== "leader") this.#lostLeadership();
+      this.raft.advance(ready);
+      this.#serveReads();
+    }
+  }
+
+  #apply(entry: Entry): void {
+    if (entry.kind === "command") {
+      const output = this.store.apply(entry.index, decodeWrite(entry.data));
+      this.#options.observer?.applied?.(this.id, entry);
+      const pending = this.#pendingWrites.get(entry.index);
+      if (pending) {
+        this.#pendingWrites.delete(entry.index);
+        if (pending.term === entry.term) pending.callback({ ok: true, output, index: entry.index });
+        else pending.callback({ ok: false, error: new SupersededError(entry.index) });
+      }
+    } else {
+      this.store.skip(entry.index);
+      this.#options.observer?.applied?.(this.id, entry);
+      const pending = this.#pendingWrites.get(entry.index);
+      if (pending) {
+        this.#pendingWrites.delete(entry.index);
+        pending.callback({ ok: false, error: new SupersededError(entry.index) });
+      }
+    }
+  }
+
+  #readRoundDone(requestId: number, index: number): void {
+    const reads = this.#readRounds.get(requestId);
+    if (!reads) return;
+    this.#readRounds.delete(requestId);
+    this.#readsAwaitingApply.push({ index, reads });
+  }
+
+  #serveReads(): void {
+    const applied = this.store.appliedIndex;
+    while (this.#readsAwaitingApply.length > 0 && this.#readsAwaitingApply[0]!.index <= applied) {
+      const { index, reads } = this.#readsAwaitingApply.shift()!;
+      for (const read of reads) read.callback({ ok: true, output: this.store.read(read.key), index });
+    }
+  }
+
+  /** Reads in flight can no longer be confirmed: they change nothing, so they fail definitely. */
+  #lostLeadership(): void {
+    const error = this.#refusal("read") ?? new NoQuorumError("read");
+    for (const reads of this.#readRounds.values()) for (const read of reads) read.callback({ ok: false, error });
+    this.#readRounds.clear();
+    for (const { reads } of this.#readsAwaitingApply) for (const read of reads) read.callback({ ok: false, error });
+    this.#readsAwaitingApply = [];
+    // Pending writes stay: their entries may still commit under the next leader. They resolve when
+    // their index is applied (ok or superseded) or when they time out (outcome unknown).
+  }
+
+  #expireRequests(): void {
+    const nowMs = this.#options.timers.nowMs();
+    const timeoutMs = this.#options.requestTimeoutMs;
+    for (const [index, pending] of this.#pendingWrites) {
+      if (pending.deadlineMs > nowMs) continue;
+      this.#pendingWrites.delete(index);
+      pending.callback({ ok: false, error: new RequestTimeoutError("write", timeoutMs, "unknown") });
+    }
+    for (const [requestId, reads] of this.#readRounds) {
+      if (reads[0]!.deadlineMs > nowMs) continue;
+      this.#readRounds.delete(requestId);
+      for (const read of reads) read.callback({ ok: false, error: new RequestTimeoutError("read", timeoutMs, "failed") });
+    }
+  }
+}
