@@ -239,6 +239,10 @@ interface Partition {
   readonly classStart: Int32Array;
   readonly classMembers: Int32Array;
   readonly opClass: Int32Array;
+  /** The class of unknown puts of values no get reads, or -1. */
+  readonly anonymousPutClass: number;
+  /** By expected version, the class of unknown cas operations writing values no get reads. */
+  readonly anonymousCasClassByVersion: ReadonlyMap<number, number>;
 }
 
 interface PreparedOp {
@@ -276,7 +280,7 @@ function preparePartition(key: string, ops: readonly Operation[], cutMs: number)
   }
   finite.sort(compareByCall);
   const classes = classifyOptional(optional, observedValues(kept));
-  const prepared = [...finite, ...classes.flat()];
+  const prepared = [...finite, ...[...classes.values()].flat()];
   return encodePartition(key, operationCount, prepared, finite.length, classes);
 }
 
@@ -322,8 +326,11 @@ function observationBounds(kept: readonly { op: Operation; unknown: boolean }[])
   return bounds;
 }
 
-/** Groups optional operations into classes of interchangeable ones, each sorted by call. */
-function classifyOptional(optional: readonly PreparedOp[], observed: ReadonlySet<string>): PreparedOp[][] {
+/**
+ * Groups optional operations into classes of interchangeable ones, each sorted by call, keyed by
+ * ["put", value], ["cas", expectedVersion, value] (value null when no get reads it) or ["delete"].
+ */
+function classifyOptional(optional: readonly PreparedOp[], observed: ReadonlySet<string>): Map<string, PreparedOp[]> {
   const byClass = new Map<string, PreparedOp[]>();
   for (const prepared of [...optional].sort(compareByCall)) {
     const input = prepared.source.input;
@@ -334,13 +341,13 @@ function classifyOptional(optional: readonly PreparedOp[], observed: ReadonlySet
       classKey = JSON.stringify(["cas", input.expectedVersion, value]);
     } else {
       assert(input.op === "delete", `Optional operations are writes: got ${input.op}`);
-      classKey = "delete";
+      classKey = JSON.stringify(["delete"]);
     }
     const members = byClass.get(classKey);
     if (members === undefined) byClass.set(classKey, [prepared]);
     else members.push(prepared);
   }
-  return [...byClass.values()];
+  return byClass;
 }
 
 function encodePartition(
@@ -348,8 +355,16 @@ function encodePartition(
   operationCount: number,
   prepared: readonly PreparedOp[],
   finiteCount: number,
-  classes: readonly PreparedOp[][],
+  classesByKey: ReadonlyMap<string, PreparedOp[]>,
 ): Partition {
+  const classes = [...classesByKey.values()];
+  const classKeys = [...classesByKey.keys()];
+  const anonymousPutClass = classKeys.indexOf(JSON.stringify(["put", null]));
+  const anonymousCasClassByVersion = new Map<number, number>();
+  classKeys.forEach((classKey, c) => {
+    const parsed: unknown = JSON.parse(classKey);
+    if (Array.isArray(parsed) && parsed[0] === "cas" && parsed[2] === null) anonymousCasClassByVersion.set(parsed[1], c);
+  });
   const count = prepared.length;
   // Values no completed get reads are told apart by no check, so they share one id: states that
   // differ only in such a value are the same state, which the cache then sees.
@@ -423,7 +438,7 @@ function encodePartition(
   return {
     key, operationCount, sources: prepared.map((p) => p.source), treatedUnknown, finiteCount, kind, valueId,
     expectedVersion, anyOutput, outVersion, outFlag, outState, callMs, valueNames, valueRadix, ...events,
-    classStart, classMembers, opClass,
+    classStart, classMembers, opClass, anonymousPutClass, anonymousCasClassByVersion,
   };
 }
 
@@ -471,6 +486,14 @@ function sortEvents(prepared: readonly PreparedOp[], finiteCount: number) {
 //   contradicts (or whose output is unknown). If K fits the start state, then either K determines the
 //   state after it alone (put, delete, successful cas: the run can be dropped), or K leaves the state
 //   as it is (get, failed cas: K and the run commute), so an order without this run exists.
+// Three more rewrites, particular to this model, order what is left of a run:
+// - an optional delete only opens a run: it leaves the key absent whatever came before it in the run,
+//   so the operations before it can be left out;
+// - an unknown put of an unread value is not placed at version e while an unknown cas from e of an
+//   unread value could be: both lead to the same state, and the put fits anywhere the cas fits, so
+//   swapping them keeps the order valid and leaves the more useful operation free;
+// - a run never raises the version above what some operation that may end it needs (the version only
+//   rises within a run after its opening delete), unless one of them has an unknown output.
 // Repeatedly applying these rewrites to any valid order ends (each one removes a placed optional
 // operation or moves one past a completed operation) in a valid order that obeys both rules. The rules
 // depend on the run so far, so the cache keys a configuration by its run as well: the run's start
@@ -669,14 +692,20 @@ class PartitionSearch {
   /** Tries the next member of each class from `classFirst` on that was called by `frontierMs`. */
   #tryClasses(classFirst: number, frontierMs: number): boolean {
     const p = this.#p;
-    if (this.#runStart === NIL && !this.#windowHasRunEnd()) return false;
+    const runStartState = this.#runStart === NIL ? this.#state : this.#stackState[this.#runStart]!;
+    const versionMax = this.#runVersionMax(runStartState);
+    if (versionMax < 0) return false;
     for (let c = classFirst; c < this.#classUsed.length; c++) {
-      const member = p.classStart[c]! + this.#classUsed[c]!;
-      if (member >= p.classStart[c + 1]!) continue;
-      const op = p.classMembers[member]!;
-      if (p.callMs[op]! > frontierMs) continue;
+      const op = this.#classHead(c, frontierMs);
+      if (op === NIL) continue;
+      if (p.kind[op] === KIND_DELETE && this.#runStart !== NIL) continue;
       const stateNext = this.#step(this.#state, op);
       if (stateNext < 0 || this.#runHeld(stateNext)) continue;
+      if (Math.floor(stateNext / p.valueRadix) > versionMax) continue;
+      if (c === p.anonymousPutClass) {
+        const casClass = p.anonymousCasClassByVersion.get(Math.floor(this.#state / p.valueRadix));
+        if (casClass !== undefined && this.#classHead(casClass, frontierMs) !== NIL) continue;
+      }
       this.#bumpClass(c, 1);
       this.#describeRun(stateNext);
       if (!this.#visit(stateNext)) {
@@ -690,12 +719,44 @@ class PartitionSearch {
     return false;
   }
 
-  /** Whether some operation that may come next could end a run starting now. */
-  #windowHasRunEnd(): boolean {
-    for (let entry = this.#next[this.#head]!; this.#p.eventIsReturn[entry] === 0; entry = this.#next[entry]!) {
-      if (this.#endsRun(this.#p.eventOp[entry]!, this.#state)) return true;
+  /** The next member of class `c`, if it was called by `frontierMs`; else NIL. */
+  #classHead(c: number, frontierMs: number): number {
+    const p = this.#p;
+    const member = p.classStart[c]! + this.#classUsed[c]!;
+    if (member >= p.classStart[c + 1]!) return NIL;
+    const op = p.classMembers[member]!;
+    return p.callMs[op]! <= frontierMs ? op : NIL;
+  }
+
+  /**
+   * The highest version a run from `runStartState` may reach: the most any operation that could end
+   * it needs before it (infinite if one has an unknown output), or -1 if none could end it.
+   */
+  #runVersionMax(runStartState: number): number {
+    const p = this.#p;
+    let versionMax = -1;
+    for (let entry = this.#next[this.#head]!; p.eventIsReturn[entry] === 0; entry = this.#next[entry]!) {
+      const op = p.eventOp[entry]!;
+      if (!this.#endsRun(op, runStartState)) continue;
+      if (p.anyOutput[op] === 1) return Number.POSITIVE_INFINITY;
+      versionMax = Math.max(versionMax, this.#versionNeeded(op));
     }
-    return false;
+    return versionMax;
+  }
+
+  /** The version a completed operation's result says the key had just before it. */
+  #versionNeeded(op: number): number {
+    const p = this.#p;
+    switch (p.kind[op]) {
+      case KIND_PUT:
+        return p.outVersion[op]! - 1;
+      case KIND_GET:
+        return p.outVersion[op]!;
+      case KIND_DELETE:
+        return p.outFlag[op] === 1 ? 1 : 0; // Deleting needs some version; 1 is the first a run reaches.
+      default:
+        return p.outFlag[op] === 1 ? p.expectedVersion[op]! : p.outVersion[op]!;
+    }
   }
 
   /** Whether the current run (or, outside a run, the current state) has held `state`. */

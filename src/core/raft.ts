@@ -805,9 +805,14 @@ export class Raft {
       this.#broadcastAppend(true);
     } else {
       // Keep the pipeline full: send what the follower still lacks.
+      let sent = false;
       while (progress.match < this.#log.stableIndex && !progress.isPaused() && progress.next <= this.#log.stableIndex) {
         if (!this.#sendAppend(message.from, false)) break;
+        sent = true;
       }
+      // While paused the follower missed every commit broadcast: tell it the commit index now rather
+      // than one heartbeat later (etcd: `oldPaused` / `CanBumpCommit`).
+      if (!sent && wasPaused && this.#log.committed > 0) this.#sendAppend(message.from, true);
     }
   }
 

@@ -303,16 +303,16 @@ export class Network {
     return delivered;
   }
 
-  /** Delivers the queued messages to `to` (that `filter` accepts) and keeps the rest queued. */
+  /** Delivers the queued messages to `to` that `filter` accepts (unreachable ones are dropped); keeps the rest queued. */
   deliverTo(to: NodeId, filter: (message: Message) => boolean = () => true): Message[] {
     const delivered: Message[] = [];
     const kept: Message[] = [];
     for (const message of this.queue) {
-      if (message.to !== to) {
+      if (message.to !== to || !filter(message)) {
         kept.push(message);
         continue;
       }
-      if (!filter(message) || !this.#reachable(message)) continue;
+      if (!this.#reachable(message)) continue;
       this.raft(to).step(message);
       delivered.push(message);
     }
