@@ -37,7 +37,7 @@
  * the state it led to, and why each operation that could come next contradicts that state.
  */
 import { assert } from "../../src/assert.ts";
-import { formatOperation, operationIssues, type Operation } from "../history.ts";
+import { formatOperation, formatOutput, operationIssues, type KvOutput, type Operation } from "../history.ts";
 
 export { formatOperation };
 
@@ -214,6 +214,8 @@ interface Partition {
   /** Non-failed operations in the prepared history, including dropped unknown gets. */
   readonly operationCount: number;
   readonly sources: readonly Operation[];
+  /** The output each operation is checked against; null accepts any. */
+  readonly outputs: readonly (KvOutput | null)[];
   /** Whether the operation was treated as unknown (it may be ok in the full history but running at a cut). */
   readonly treatedUnknown: Uint8Array;
   readonly finiteCount: number;
@@ -248,6 +250,8 @@ interface Partition {
 interface PreparedOp {
   readonly source: Operation;
   readonly treatedUnknown: boolean;
+  /** The output the search checks: the recorded one, one inferred from a read, or null for any. */
+  readonly output: KvOutput | null;
   /** Return time used by the search: finite for completed and observation-bounded operations. */
   readonly returnMs: number;
 }
@@ -267,16 +271,14 @@ function preparePartition(key: string, ops: readonly Operation[], cutMs: number)
     if (unknown && op.input.op === "get") continue; // Reads change nothing: an unknown one constrains nothing.
     kept.push({ op, unknown });
   }
-  const returnBounds = observationBounds(kept);
+  const inferred = inferredOutcomes(kept);
   const finite: PreparedOp[] = [];
   const optional: PreparedOp[] = [];
   for (const { op, unknown } of kept) {
-    if (!unknown) finite.push({ source: op, treatedUnknown: false, returnMs: op.returnMs! });
-    else {
-      const boundMs = returnBounds.get(op);
-      if (boundMs !== undefined) finite.push({ source: op, treatedUnknown: true, returnMs: boundMs });
-      else optional.push({ source: op, treatedUnknown: true, returnMs: Number.POSITIVE_INFINITY });
-    }
+    const inference = inferred.get(op);
+    if (!unknown) finite.push({ source: op, treatedUnknown: false, output: op.output, returnMs: op.returnMs! });
+    else if (inference !== undefined) finite.push({ source: op, treatedUnknown: true, ...inference });
+    else optional.push({ source: op, treatedUnknown: true, output: null, returnMs: Number.POSITIVE_INFINITY });
   }
   finite.sort(compareByCall);
   const classes = classifyOptional(optional, observedValues(kept));
@@ -298,13 +300,18 @@ function observedValues(kept: readonly { op: Operation; unknown: boolean }[]): S
 }
 
 /**
- * Return times for unknown writes that some completed get proves happened: the get read a value that
- * only this write wrote, so the write took effect before the get returned. A bound before the write's
- * call is left out: that read is impossible, and the search reports it.
+ * Outcomes of unknown writes that a completed get proves: the get read (w, g), and only this write
+ * writes w. Then the write took effect before the get returned, and left the key at version g: between
+ * the two, any operation that changed the version would also have replaced or removed w. So it is
+ * checked as a write that returned version g by the get's return (the earliest such get's, when several
+ * read w; if they disagree the search finds that no order exists). A read before the write's call is
+ * impossible: no outcome is inferred, and the search reports the read.
  */
-function observationBounds(kept: readonly { op: Operation; unknown: boolean }[]): Map<Operation, number> {
+function inferredOutcomes(
+  kept: readonly { op: Operation; unknown: boolean }[],
+): Map<Operation, { readonly returnMs: number; readonly output: KvOutput }> {
   const writers = new Map<string, Operation[]>();
-  const firstReadMs = new Map<string, number>();
+  const firstReads = new Map<string, Operation>();
   for (const { op, unknown } of kept) {
     if (op.input.op === "put" || op.input.op === "cas") {
       const list = writers.get(op.input.value);
@@ -312,18 +319,22 @@ function observationBounds(kept: readonly { op: Operation; unknown: boolean }[])
       else list.push(op);
     }
     if (!unknown && op.output?.op === "get" && op.output.value !== null) {
-      const previousMs = firstReadMs.get(op.output.value) ?? Number.POSITIVE_INFINITY;
-      firstReadMs.set(op.output.value, Math.min(previousMs, op.returnMs!));
+      const first = firstReads.get(op.output.value);
+      if (first === undefined || op.returnMs! < first.returnMs!) firstReads.set(op.output.value, op);
     }
   }
-  const bounds = new Map<Operation, number>();
+  const inferred = new Map<Operation, { readonly returnMs: number; readonly output: KvOutput }>();
   for (const { op, unknown } of kept) {
     if (!unknown || (op.input.op !== "put" && op.input.op !== "cas")) continue;
-    const readMs = firstReadMs.get(op.input.value);
-    if (readMs === undefined || writers.get(op.input.value)!.length !== 1) continue;
-    if (readMs >= op.callMs) bounds.set(op, readMs);
+    const read = firstReads.get(op.input.value);
+    if (read === undefined || writers.get(op.input.value)!.length !== 1 || read.returnMs! < op.callMs) continue;
+    assert(read.output?.op === "get", "A first read is a completed get");
+    const version = read.output.version;
+    const output: KvOutput =
+      op.input.op === "put" ? { op: "put", version } : { op: "cas", succeeded: true, version };
+    inferred.set(op, { returnMs: read.returnMs!, output });
   }
-  return bounds;
+  return inferred;
 }
 
 /**
@@ -347,7 +358,9 @@ function classifyOptional(optional: readonly PreparedOp[], observed: ReadonlySet
     if (members === undefined) byClass.set(classKey, [prepared]);
     else members.push(prepared);
   }
-  return byClass;
+  // Deletes last, so a run is first tried without one: a heuristic only, any order is complete.
+  const rank = (classKey: string): number => ({ cas: 0, put: 1, delete: 2 })[JSON.parse(classKey)[0] as string] ?? 3;
+  return new Map([...byClass].sort(([a], [b]) => rank(a) - rank(b)));
 }
 
 function encodePartition(
@@ -399,15 +412,14 @@ function encodePartition(
   const callMs = new Float64Array(count);
   const treatedUnknown = new Uint8Array(count);
   for (let index = 0; index < count; index++) {
-    const { source, treatedUnknown: unknown } = prepared[index]!;
+    const { source, treatedUnknown: unknown, output } = prepared[index]!;
     const input = source.input;
     callMs[index] = source.callMs;
     treatedUnknown[index] = unknown ? 1 : 0;
-    anyOutput[index] = unknown ? 1 : 0;
+    anyOutput[index] = output === null ? 1 : 0;
     kind[index] = KIND_BY_NAME[input.op];
     if (input.op === "put" || input.op === "cas") valueId[index] = intern(input.value);
     if (input.op === "cas") expectedVersion[index] = input.expectedVersion;
-    const output = unknown ? null : source.output;
     if (output === null) continue;
     if (output.op === "put") outVersion[index] = output.version;
     else if (output.op === "get") {
@@ -436,7 +448,7 @@ function encodePartition(
   classStart[classes.length] = member;
   assert(member === count - finiteCount, "Every optional operation belongs to exactly one class");
   return {
-    key, operationCount, sources: prepared.map((p) => p.source), treatedUnknown, finiteCount, kind, valueId,
+    key, operationCount, sources: prepared.map((p) => p.source), outputs: prepared.map((p) => p.output), treatedUnknown, finiteCount, kind, valueId,
     expectedVersion, anyOutput, outVersion, outFlag, outState, callMs, valueNames, valueRadix, ...events,
     classStart, classMembers, opClass, anonymousPutClass, anonymousCasClassByVersion,
   };
@@ -493,7 +505,10 @@ function sortEvents(prepared: readonly PreparedOp[], finiteCount: number) {
 //   unread value could be: both lead to the same state, and the put fits anywhere the cas fits, so
 //   swapping them keeps the order valid and leaves the more useful operation free;
 // - a run never raises the version above what some operation that may end it needs (the version only
-//   rises within a run after its opening delete), unless one of them has an unknown output.
+//   rises within a run after its opening delete), unless one of them has an unknown output;
+// - a run opened by a delete never rises above the version it started from: if it ended at version t
+//   above it, its last t - s increments alone, applied from the start version s, would meet the same
+//   versions and end in the same state.
 // Repeatedly applying these rewrites to any valid order ends (each one removes a placed optional
 // operation or moves one past a completed operation) in a valid order that obeys both rules. The rules
 // depend on the run so far, so the cache keys a configuration by its run as well: the run's start
@@ -693,8 +708,11 @@ class PartitionSearch {
   #tryClasses(classFirst: number, frontierMs: number): boolean {
     const p = this.#p;
     const runStartState = this.#runStart === NIL ? this.#state : this.#stackState[this.#runStart]!;
-    const versionMax = this.#runVersionMax(runStartState);
+    let versionMax = this.#runVersionMax(runStartState);
     if (versionMax < 0) return false;
+    if (this.#runStart !== NIL && p.kind[this.#stackOp[this.#runStart]!] === KIND_DELETE) {
+      versionMax = Math.min(versionMax, Math.floor(runStartState / p.valueRadix));
+    }
     for (let c = classFirst; c < this.#classUsed.length; c++) {
       const op = this.#classHead(c, frontierMs);
       if (op === NIL) continue;
@@ -982,7 +1000,11 @@ class PartitionSearch {
       const unknown = this.#p.treatedUnknown[op] === 1 ? "its outcome is unknown, so it " : "it ";
       return `${unknown}could take effect here, but every order continuing from there fails`;
     }
-    return explainContradiction(this.#p.sources[op]!, state);
+    const output = this.#p.outputs[op];
+    assert(output !== null && output !== undefined, "Only an operation with a known output contradicts a state");
+    const contradiction = explainContradiction(this.#p.sources[op]!, output, state);
+    if (this.#p.treatedUnknown[op] === 0) return contradiction;
+    return `its outcome is unknown, but a get read its value, so it returned ${formatOutput(output)}; ${contradiction}`;
   }
 }
 
@@ -1024,9 +1046,7 @@ function formatState(state: KvState): string {
 }
 
 /** Why `op`'s recorded result cannot follow `state`. */
-export function explainContradiction(op: Operation, state: KvState): string {
-  const output = op.output;
-  assert(output !== null, "Only completed operations contradict a state");
+export function explainContradiction(op: Operation, output: KvOutput, state: KvState): string {
   const held = `the key is ${formatState(state)}`;
   switch (output.op) {
     case "put":
