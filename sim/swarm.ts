@@ -73,7 +73,7 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
     driftMax: random.chance(0.5) ? random.real(0, 0.05) : 0,
     tornWrites: random.chance(0.7),
     faults,
-    faultIntervalMsMean: random.int(500, 8_000),
+    faultIntervalMsMean: random.int(200, 5_000),
     faultDurationMsMax: random.int(500, 12_000),
     workload: {
       ...WORKLOAD_DEFAULTS,

@@ -555,6 +555,9 @@ class PartitionSearch {
   readonly #stackState: Float64Array;
   /** #runStart before each placed operation. */
   readonly #stackRunStart: Int32Array;
+  /** Whether each placed operation was a fitting read, placed without alternatives. */
+  readonly #stackForced: Uint8Array;
+  #poppedForced = false;
   #depth = 0;
   /** The stack depth of the current run's first operation, or NIL when the last placed one completed. */
   #runStart = NIL;
@@ -592,6 +595,7 @@ class PartitionSearch {
     this.#stackOp = new Int32Array(stackSize);
     this.#stackState = new Float64Array(stackSize);
     this.#stackRunStart = new Int32Array(stackSize);
+    this.#stackForced = new Uint8Array(stackSize);
   }
 
   run(control: SearchControl, capture: CaptureRequest | null): SearchOutcome {
@@ -602,6 +606,7 @@ class PartitionSearch {
     let classCursor = 0;
     let frontierMs = 0;
     let stepsUntilCheck = STEPS_PER_CHECK;
+    let fresh = true;
     // Bounded by the budget: every iteration is one step, and the budget is checked every batch.
     for (;;) {
       if (--stepsUntilCheck === 0) {
@@ -611,11 +616,26 @@ class PartitionSearch {
         stepsUntilCheck = STEPS_PER_CHECK;
       }
       if (next[this.#head] === NIL) return { kind: "linearizable" };
+      if (fresh) {
+        fresh = false;
+        const read = this.#runStart === NIL ? this.#fittingRead() : NIL;
+        if (read !== NIL && this.#tryFinite(read, true)) {
+          fresh = true;
+          entry = next[this.#head]!;
+          continue;
+        }
+        if (read !== NIL) {
+          // The read leads to a configuration already explored, so this one fails too: backtrack.
+          inClasses = true;
+          classCursor = this.#classUsed.length;
+        }
+      }
       if (!inClasses) {
         assert(entry !== NIL, "The event list always ends with a return");
         if (p.eventIsReturn[entry] === 0) {
           const op = p.eventOp[entry]!;
-          entry = this.#tryFinite(op) ? next[this.#head]! : next[entry]!;
+          fresh = this.#tryFinite(op, false);
+          entry = fresh ? next[this.#head]! : next[entry]!;
           continue;
         }
         frontierMs = p.eventTimeMs[entry]!;
@@ -624,14 +644,19 @@ class PartitionSearch {
       }
       if (this.#tryClasses(classCursor, frontierMs)) {
         inClasses = false;
+        fresh = true;
         entry = next[this.#head]!;
         continue;
       }
       if (capture !== null && this.#finitePlaced === capture.finitePlaced) {
         return { kind: "captured", stuck: this.#stuckPoint() };
       }
-      if (this.#depth === 0) return { kind: "violation", finitePlacedMax: this.#finitePlacedMax };
-      const popped = this.#backtrack();
+      // A read placed because it fit was the only child worth trying: its parent fails with it.
+      let popped = NIL;
+      do {
+        if (this.#depth === 0) return { kind: "violation", finitePlacedMax: this.#finitePlacedMax };
+        popped = this.#backtrack();
+      } while (this.#poppedForced);
       if (popped < p.finiteCount) {
         inClasses = false;
         entry = next[p.callEvent[popped]!]!;
@@ -686,7 +711,23 @@ class PartitionSearch {
     return this.#p.anyOutput[op] === 1 || this.#step(runStartState, op) < 0;
   }
 
-  #tryFinite(op: number): boolean {
+  /**
+   * A get or failed cas that may come next and fits the current state, or NIL. Placing it now loses
+   * nothing: in any valid order it can move forward to here (it may come next, so nothing must precede
+   * it, and it leaves the state alone), so no alternative to it needs trying.
+   */
+  #fittingRead(): number {
+    const p = this.#p;
+    for (let entry = this.#next[this.#head]!; p.eventIsReturn[entry] === 0; entry = this.#next[entry]!) {
+      const op = p.eventOp[entry]!;
+      if (p.anyOutput[op] === 1) continue;
+      const readOnly = p.kind[op] === KIND_GET || (p.kind[op] === KIND_CAS && p.outFlag[op] === 0);
+      if (readOnly && this.#step(this.#state, op) === this.#state) return op;
+    }
+    return NIL;
+  }
+
+  #tryFinite(op: number, forced: boolean): boolean {
     const stateNext = this.#step(this.#state, op);
     if (stateNext < 0) return false;
     if (this.#runStart !== NIL && !this.#endsRun(op, this.#stackState[this.#runStart]!)) return false;
@@ -697,6 +738,7 @@ class PartitionSearch {
       return false;
     }
     this.#push(op, NIL);
+    this.#stackForced[this.#depth - 1] = forced ? 1 : 0;
     this.#state = stateNext;
     this.#lift(op);
     this.#finitePlaced++;
@@ -731,6 +773,7 @@ class PartitionSearch {
         continue;
       }
       this.#push(op, this.#runStart === NIL ? this.#depth : this.#runStart);
+      this.#stackForced[this.#depth - 1] = 0;
       this.#state = stateNext;
       return true;
     }
@@ -810,6 +853,7 @@ class PartitionSearch {
     const op = this.#stackOp[this.#depth]!;
     this.#state = this.#stackState[this.#depth]!;
     this.#runStart = this.#stackRunStart[this.#depth]!;
+    this.#poppedForced = this.#stackForced[this.#depth] === 1;
     if (op < this.#p.finiteCount) {
       this.#clearBit(op);
       this.#unlift(op);

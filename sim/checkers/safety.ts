@@ -42,6 +42,10 @@ interface NodeShadow {
   appliedIndex: number;
 }
 
+function sameEntry(shadow: ShadowEntry | undefined, entry: Entry): boolean {
+  return shadow !== undefined && shadow.term === entry.term && shadow.content === contentOf(entry);
+}
+
 function toShadow(entry: Entry | undefined): ShadowEntry | undefined {
   return entry ? { term: entry.term, content: contentOf(entry) } : undefined;
 }
@@ -187,11 +191,20 @@ export class SafetyChecker {
     if (lastIndex < keptMax) {
       this.#fail("Durability", `node ${node} recovered a log ending at ${lastIndex}; it had persisted up to ${keptMax}`);
     }
+    // At and past `replacedFrom` the log is either untouched (the crash came before the save's
+    // truncation) or a prefix of the interrupted save's entries; never a mix.
+    const atReplaced = recovered.entries.find((entry) => entry.index === replacedFrom);
+    const oldTailKept = atReplaced !== undefined && sameEntry(shadow.log[replacedFrom - 1], atReplaced);
     for (const entry of recovered.entries) {
       const expected =
-        entry.index < replacedFrom ? shadow.log[entry.index - 1] : toShadow(inFlight!.entries[entry.index - replacedFrom]);
+        entry.index < replacedFrom || oldTailKept ? shadow.log[entry.index - 1] : toShadow(inFlight!.entries[entry.index - replacedFrom]);
       if (!expected || expected.term !== entry.term || expected.content !== contentOf(entry)) {
-        this.#fail("Durability", `node ${node} recovered entry ${entry.index} (term ${entry.term}) that it never persisted`);
+        const what = expected ? `term ${expected.term} ${expected.content.slice(0, 60)}` : "nothing";
+        this.#fail(
+          "Durability",
+          `node ${node} recovered entry ${entry.index} (term ${entry.term} ${contentOf(entry).slice(0, 60)}) where it persisted ${what}` +
+            (inFlight ? ` (a save from index ${replacedFrom} was interrupted)` : ""),
+        );
       }
     }
     shadow.log = recovered.entries.map((entry) => ({ term: entry.term, content: contentOf(entry) }));

@@ -133,3 +133,21 @@ test("SafetyChecker reports an acknowledged write that is not at its index", (t)
   const error = violation(t, () => checker.acknowledged(1, "command:b"));
   t.is(error.property, "Acknowledged write");
 });
+
+test("SafetyChecker accepts a crash before an interrupted save truncated the old tail", (t) => {
+  const checker = new SafetyChecker();
+  checker.persisted(1, ready([entry(1, 1), entry(2, 1)], { term: 1, vote: 1, commit: 0 }), "follower");
+  checker.persisting(1, ready([entry(2, 2, "n2")], { term: 2, vote: 2, commit: 0 }));
+  checker.restarted(1, { hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1)], snapshotIndex: 0 });
+  t.pass();
+});
+
+test("SafetyChecker reports a recovered log that mixes the old tail and the interrupted save", (t) => {
+  const checker = new SafetyChecker();
+  checker.persisted(1, ready([entry(1, 1), entry(2, 1), entry(3, 1)], { term: 1, vote: 1, commit: 0 }), "follower");
+  checker.persisting(1, ready([entry(2, 2, "n2"), entry(3, 2, "n3")], { term: 2, vote: 2, commit: 0 }));
+  const error = violation(t, () =>
+    checker.restarted(1, { hardState: { term: 1, vote: 1, commit: 0 }, entries: [entry(1, 1), entry(2, 1), entry(3, 2, "n3")], snapshotIndex: 0 }),
+  );
+  t.is(error.property, "Durability");
+});
