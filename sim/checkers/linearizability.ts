@@ -241,6 +241,10 @@ interface Partition {
   readonly classStart: Int32Array;
   readonly classMembers: Int32Array;
   readonly opClass: Int32Array;
+  /** For completed operations: operations with equal twin classes have the same effect and result. */
+  readonly twinClass: Int32Array;
+  /** Whether the operation's twin class has other members. */
+  readonly twinned: Uint8Array;
   /** The class of unknown puts of values no get reads, or -1. */
   readonly anonymousPutClass: number;
   /** By expected version, the class of unknown cas operations writing values no get reads. */
@@ -433,6 +437,7 @@ function encodePartition(
     }
   }
   const events = sortEvents(prepared, finiteCount);
+  const { twinClass, twinned } = twinClasses(finiteCount, [kind, valueId, expectedVersion, anyOutput, outVersion, outFlag, outState]);
   const classStart = new Int32Array(classes.length + 1);
   const classMembers = new Int32Array(count - finiteCount);
   const opClass = new Int32Array(count).fill(-1);
@@ -450,8 +455,29 @@ function encodePartition(
   return {
     key, operationCount, sources: prepared.map((p) => p.source), outputs: prepared.map((p) => p.output), treatedUnknown, finiteCount, kind, valueId,
     expectedVersion, anyOutput, outVersion, outFlag, outState, callMs, valueNames, valueRadix, ...events,
-    classStart, classMembers, opClass, anonymousPutClass, anonymousCasClassByVersion,
+    classStart, classMembers, opClass, twinClass, twinned, anonymousPutClass, anonymousCasClassByVersion,
   };
+}
+
+/** Numbers the distinct rows of `columns` among the first `count` operations. */
+function twinClasses(count: number, columns: readonly ArrayLike<number>[]): { twinClass: Int32Array; twinned: Uint8Array } {
+  const twinClass = new Int32Array(count);
+  const classByRow = new Map<string, number>();
+  const sizes: number[] = [];
+  for (let op = 0; op < count; op++) {
+    const row = columns.map((column) => column[op]).join(" ");
+    let c = classByRow.get(row);
+    if (c === undefined) {
+      c = sizes.length;
+      classByRow.set(row, c);
+      sizes.push(0);
+    }
+    twinClass[op] = c;
+    sizes[c]!++;
+  }
+  const twinned = new Uint8Array(count);
+  for (let op = 0; op < count; op++) twinned[op] = sizes[twinClass[op]!]! > 1 ? 1 : 0;
+  return { twinClass, twinned };
 }
 
 /** Merges calls (already in order) with returns, calls first at equal times. */
@@ -712,7 +738,7 @@ class PartitionSearch {
   }
 
   /**
-   * A get or failed cas that may come next and fits the current state, or NIL. Placing it now loses
+   * A get, failed cas or delete that found nothing, that may come next and fits the current state, or NIL. Placing it now loses
    * nothing: in any valid order it can move forward to here (it may come next, so nothing must precede
    * it, and it leaves the state alone), so no alternative to it needs trying.
    */
@@ -721,7 +747,8 @@ class PartitionSearch {
     for (let entry = this.#next[this.#head]!; p.eventIsReturn[entry] === 0; entry = this.#next[entry]!) {
       const op = p.eventOp[entry]!;
       if (p.anyOutput[op] === 1) continue;
-      const readOnly = p.kind[op] === KIND_GET || (p.kind[op] === KIND_CAS && p.outFlag[op] === 0);
+      const kind = p.kind[op];
+      const readOnly = kind === KIND_GET || (kind !== KIND_PUT && p.outFlag[op] === 0);
       if (readOnly && this.#step(this.#state, op) === this.#state) return op;
     }
     return NIL;
@@ -730,6 +757,7 @@ class PartitionSearch {
   #tryFinite(op: number, forced: boolean): boolean {
     const stateNext = this.#step(this.#state, op);
     if (stateNext < 0) return false;
+    if (!forced && this.#p.twinned[op] === 1 && this.#hasEarlierTwin(op)) return false;
     if (this.#runStart !== NIL && !this.#endsRun(op, this.#stackState[this.#runStart]!)) return false;
     this.#setBit(op);
     this.#runStates.length = 0;
@@ -818,6 +846,24 @@ class PartitionSearch {
       default:
         return p.outFlag[op] === 1 ? p.expectedVersion[op]! : p.outVersion[op]!;
     }
+  }
+
+  /**
+   * Whether a twin of `op` (same effect, same result) that returns earlier may also come next. Then `op`
+   * need not be tried: in a valid order that places `op` here and the twin later, swapping the two keeps
+   * every state, and the twin's earlier return bounds every operation before its old place, so `op`
+   * fits there. Ties are broken by operation number.
+   */
+  #hasEarlierTwin(op: number): boolean {
+    const p = this.#p;
+    const returnMs = p.eventTimeMs[p.returnEvent[op]!]!;
+    for (let entry = this.#next[this.#head]!; p.eventIsReturn[entry] === 0; entry = this.#next[entry]!) {
+      const other = p.eventOp[entry]!;
+      if (other === op || p.twinClass[other] !== p.twinClass[op]) continue;
+      const otherReturnMs = p.eventTimeMs[p.returnEvent[other]!]!;
+      if (otherReturnMs < returnMs || (otherReturnMs === returnMs && other < op)) return true;
+    }
+    return false;
   }
 
   /** Whether the current run (or, outside a run, the current state) has held `state`. */

@@ -1080,9 +1080,11 @@ function runChaos(seed: number): { terms: number; applied: number } {
   for (let round = 0; round < 600; round++) {
     const draw = random();
     const id = 1 + Math.floor(random() * nodeCount);
-    if (draw < 0.01 && net.node(id).raft !== undefined) net.crash(id);
-    else if (draw < 0.03) for (const node of net.nodes.values()) if (node.raft === undefined) net.restart(node.id);
-    else if (draw < 0.04) net.isolate(id);
+    if (draw < 0.01 && net.node(id).raft !== undefined) {
+      net.crash(id);
+    } else if (draw < 0.03) {
+      for (const node of net.nodes.values()) if (node.raft === undefined) net.restart(node.id);
+    } else if (draw < 0.04) net.isolate(id);
     else if (draw < 0.06) net.heal();
     else if (draw < 0.3 && net.leader() !== NODE_NONE) net.raft(net.leader()).propose([`s${seed}r${round}`]);
     else if (draw < 0.32 && net.leader() !== NODE_NONE) net.raft(net.leader()).readIndex(round);
@@ -1133,6 +1135,6 @@ test("5.4.3 safety under faults: random crashes, partitions, drops, duplicates a
     terms += result.terms;
     applied += result.applied;
   }
-  t.true(terms >= 60, `terms with a leader: ${terms}`);
-  t.true(applied >= 4_000, `indexes applied: ${applied}`);
+  t.true(terms >= 100, `terms with a leader: ${terms}`);
+  t.true(applied >= 3_000, `indexes applied: ${applied}`);
 });
