@@ -44,11 +44,14 @@ export { formatOperation };
 export interface LinearizabilityOptions {
   /** Wall-clock budget for the search, across all keys; diagnosing a violation may use as much again. */
   readonly timeBudgetMs?: number;
-  /** A deterministic bound on search steps (a step places or retracts one operation), across all keys. */
+  /** A deterministic bound on search steps (a step tries or retracts one operation), across all keys. */
   readonly searchStepsMax?: number;
+  /** Bounds memory: the configurations one key's search may remember (about 100 bytes each). */
+  readonly cacheEntriesMax?: number;
 }
 
 export const TIME_BUDGET_MS_DEFAULT = 10_000;
+export const CACHE_ENTRIES_MAX_DEFAULT = 2_000_000;
 
 /** The model state of one key: an absent key is value null at version 0. */
 export interface KvState {
@@ -124,9 +127,8 @@ export class HistoryError extends Error {
 /** Checks that `ops` (any order, any keys) is linearizable; never runs much past the budget. */
 export function checkLinearizable(ops: readonly Operation[], options: LinearizabilityOptions = {}): LinearizabilityResult {
   validateHistory(ops);
-  const timeBudgetMs = options.timeBudgetMs ?? TIME_BUDGET_MS_DEFAULT;
-  const searchStepsMax = options.searchStepsMax ?? Number.POSITIVE_INFINITY;
-  const control = new SearchControl(timeBudgetMs, searchStepsMax);
+  const limits = validateOptions(options);
+  const control = new SearchControl(limits);
   const partitions = partitionByKey(ops);
   let keysChecked = 0;
   let operationsChecked = 0;
@@ -135,17 +137,29 @@ export function checkLinearizable(ops: readonly Operation[], options: Linearizab
     const outcome = new PartitionSearch(partition).run(control, null);
     if (outcome.kind === "exhausted") {
       const reason =
-        `Cannot decide linearizability: the search budget (${timeBudgetMs} ms, ${searchStepsMax} steps) ran out ` +
-        `on key ${JSON.stringify(key)} (${keyOps.length} operations) after ${keysChecked} keys passed`;
+        `Cannot decide linearizability: the search reached ${outcome.limit} on key ${JSON.stringify(key)} ` +
+        `(${keyOps.length} operations) after ${keysChecked} keys passed; raise the limit or shorten the history`;
       return { ok: "unknown", reason, key, keysChecked, operationsChecked };
     }
     if (outcome.kind === "violation") {
-      return diagnoseViolation(key, keyOps, outcome.finitePlacedMax, new SearchControl(timeBudgetMs, searchStepsMax));
+      return diagnoseViolation(key, keyOps, outcome.finitePlacedMax, new SearchControl(limits));
     }
     keysChecked++;
     operationsChecked += partition.operationCount;
   }
   return { ok: true, keysChecked, operationsChecked };
+}
+
+function validateOptions(options: LinearizabilityOptions): Required<LinearizabilityOptions> {
+  const limits = {
+    timeBudgetMs: options.timeBudgetMs ?? TIME_BUDGET_MS_DEFAULT,
+    searchStepsMax: options.searchStepsMax ?? Number.POSITIVE_INFINITY,
+    cacheEntriesMax: options.cacheEntriesMax ?? CACHE_ENTRIES_MAX_DEFAULT,
+  };
+  for (const [name, value] of Object.entries(limits)) {
+    if (!(value >= 0)) throw new RangeError(`Cannot check linearizability: "${name}" must be >= 0, received ${value}`);
+  }
+  return limits;
 }
 
 function validateHistory(ops: readonly Operation[]): void {
@@ -179,19 +193,23 @@ function partitionByKey(ops: readonly Operation[]): Map<string, Operation[]> {
 const STEPS_PER_CHECK = 1024;
 
 class SearchControl {
+  readonly #options: Required<LinearizabilityOptions>;
   readonly #deadlineMs: number;
   #stepsLeft: number;
 
-  constructor(timeBudgetMs: number, searchStepsMax: number) {
-    assert(timeBudgetMs >= 0, `The time budget must be non-negative: got ${timeBudgetMs}`);
-    this.#deadlineMs = performance.now() + timeBudgetMs;
-    this.#stepsLeft = searchStepsMax;
+  constructor(options: Required<LinearizabilityOptions>) {
+    this.#options = options;
+    this.#deadlineMs = performance.now() + options.timeBudgetMs;
+    this.#stepsLeft = options.searchStepsMax;
   }
 
-  /** Consumes a batch of steps; true when the budget is spent. */
-  spend(steps: number): boolean {
+  /** Consumes a batch of steps; names the limit reached, or null while the search may go on. */
+  spend(steps: number, cacheEntries: number): string | null {
     this.#stepsLeft -= steps;
-    return this.#stepsLeft < 0 || performance.now() > this.#deadlineMs;
+    if (this.#stepsLeft < 0) return `the step budget (${this.#options.searchStepsMax} steps)`;
+    if (cacheEntries > this.#options.cacheEntriesMax) return `the cache bound (${this.#options.cacheEntriesMax} entries)`;
+    if (performance.now() > this.#deadlineMs) return `the time budget (${this.#options.timeBudgetMs} ms)`;
+    return null;
   }
 }
 
@@ -554,8 +572,6 @@ interface CaptureRequest {
 const NIL = -1;
 const WORD_FULL = 0xffffffff;
 const TWO_POW_32 = 4294967296;
-/** Bounds the cache's memory (each entry holds a few words): past it, the search gives up. */
-const CACHE_ENTRIES_MAX = 4_000_000;
 /** Pool entry layout: state (2 words), full-word prefix, tail length, run length, then variable parts. */
 const ENTRY_HEADER_WORDS = 5;
 
@@ -636,9 +652,8 @@ class PartitionSearch {
     // Bounded by the budget: every iteration is one step, and the budget is checked every batch.
     for (;;) {
       if (--stepsUntilCheck === 0) {
-        if (control.spend(STEPS_PER_CHECK)) return { kind: "exhausted", limit: "the time or step budget" };
-        if (this.#cacheEntries > CACHE_ENTRIES_MAX) this.debug();
-        if (this.#cacheEntries > CACHE_ENTRIES_MAX) return { kind: "exhausted", limit: `${CACHE_ENTRIES_MAX} cache entries` };
+        const limit = control.spend(STEPS_PER_CHECK, this.#cacheEntries);
+        if (limit !== null) return { kind: "exhausted", limit };
         stepsUntilCheck = STEPS_PER_CHECK;
       }
       if (next[this.#head] === NIL) return { kind: "linearizable" };
@@ -691,18 +706,6 @@ class PartitionSearch {
         frontierMs = p.eventTimeMs[this.#firstReturn()]!;
       }
     }
-  }
-
-  debug(): void {
-    const p = this.#p;
-    const ops = Array.from(this.#stackOp.subarray(0, this.#depth));
-    let run = 0; for (let d = this.#depth - 1; d >= 0 && ops[d]! >= p.finiteCount; d--) run++;
-    console.error("DEBUG finite", p.finiteCount, "placedMax", this.#finitePlacedMax, "placed", this.#finitePlaced, "depth", this.#depth, "run", run, "cache", this.#cache.size,
-      "classes", Array.from(p.classStart.subarray(1), (e, c) => `${e - p.classStart[c]!}:${this.#classUsed[c]}:${JSON.stringify(p.sources[p.classMembers[p.classStart[c]!]!]!.input)}`).join(" "));
-    const window: string[] = [];
-    for (let e = this.#next[this.#head]!; e !== NIL && window.length < 30; e = this.#next[e]!) window.push(`${p.eventIsReturn[e] ? "R" : "C"}${p.eventOp[e]}@${p.eventTimeMs[e]}`);
-    console.error("window", window.join(" "));
-    console.error("stack tail", ops.slice(-40).map((op) => formatOperation(p.sources[op]!) + (op >= p.finiteCount ? "*" : "") + " " + decodeState(p, this.#stackState[ops.indexOf(op)]!).version).join("\n"));
   }
 
   /** The model: the state after `op` from `state`, or -1 if `op`'s result contradicts `state`. */

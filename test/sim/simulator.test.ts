@@ -38,6 +38,21 @@ function cluster(seed: number, options: Partial<ClusterOptions> = {}): SimCluste
   return c;
 }
 
+/** A read-heavy workload on two keys while the leader is isolated for 6 s, then healed. */
+function readsAcrossLeaderIsolation() {
+  const c = cluster(23);
+  const workload = new Workload(c, new Random(2), { ...WORKLOAD_DEFAULTS, clients: 6, keys: 2, readRatio: 0.5 });
+  workload.start();
+  c.runForMs(3_000);
+  c.isolate(c.leader()!);
+  c.runForMs(6_000);
+  c.heal();
+  c.runForMs(3_000);
+  workload.stop();
+  c.runForMs(4_000);
+  return workload.history.operations();
+}
+
 async function simJson(args: string[]): Promise<Record<string, unknown>[]> {
   const { stdout } = await run("npx", ["tsx", "sim/cli.ts", ...args, "--json"], { maxBuffer: 64 * 1024 * 1024 });
   return stdout.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -111,35 +126,14 @@ test("the linearizability checker catches reads served from local state without 
     callback({ ok: true, output: this.readLocal(key), index: 0 });
   };
   try {
-    const c = cluster(23);
-    const workload = new Workload(c, new Random(2), { ...WORKLOAD_DEFAULTS, clients: 6, keys: 2, readRatio: 0.5 });
-    workload.start();
-    c.runForMs(3_000);
-    c.isolate(c.leader()!);
-    c.runForMs(6_000);
-    c.heal();
-    c.runForMs(3_000);
-    workload.stop();
-    c.runForMs(4_000);
-    const result = checkLinearizable(workload.history.operations());
-    t.is(result.ok, false);
+    t.is(checkLinearizable(readsAcrossLeaderIsolation()).ok, false);
   } finally {
     RaftNode.prototype.read = original;
   }
 });
 
 test("the same workload with ReadIndex reads is linearizable under the same partition", (t) => {
-  const c = cluster(23);
-  const workload = new Workload(c, new Random(2), { ...WORKLOAD_DEFAULTS, clients: 6, keys: 2, readRatio: 0.5 });
-  workload.start();
-  c.runForMs(3_000);
-  c.isolate(c.leader()!);
-  c.runForMs(6_000);
-  c.heal();
-  c.runForMs(3_000);
-  workload.stop();
-  c.runForMs(4_000);
-  t.is(checkLinearizable(workload.history.operations()).ok, true);
+  t.is(checkLinearizable(readsAcrossLeaderIsolation()).ok, true);
 });
 
 test("checkLiveness() explains a cluster that lost its majority for good", (t) => {
