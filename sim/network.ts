@@ -14,10 +14,20 @@ import type { Message, NodeId } from "../src/core/types.ts";
 import type { SimClock } from "./clock.ts";
 import type { Random } from "./random.ts";
 
+/**
+ * How one-way latency is drawn around `latencyMs`:
+ * - `uniform`: uniformly in [latencyMs - jitterMs, latencyMs + jitterMs] (the default);
+ * - `normal`: a normal distribution with standard deviation jitterMs / 2, cut at ±jitterMs;
+ * - `long-tail`: latencyMs plus an exponential delay of mean jitterMs, unbounded: mostly fast, now and
+ *   then very slow, as links behave under congestion.
+ */
+export type LatencyDistribution = "uniform" | "normal" | "long-tail";
+
 export interface LinkConditions {
-  /** One-way latency is drawn uniformly from [latencyMs - jitterMs, latencyMs + jitterMs], at least 0. */
+  /** Centre of the one-way latency; never below 0 once drawn. */
   readonly latencyMs: number;
   readonly jitterMs: number;
+  readonly distribution?: LatencyDistribution;
   /** Probability that a message is dropped. */
   readonly lossRate: number;
   /** Probability that a message is delivered twice (the copy with its own latency). */
@@ -137,12 +147,29 @@ export class SimNetwork {
   }
 
   #schedule(message: Message, conditions: LinkConditions): void {
-    const spread = conditions.jitterMs;
-    const latencyMs = Math.max(0, conditions.latencyMs + (spread > 0 ? this.random.real(-spread, spread) : 0));
+    const latencyMs = Math.max(0, conditions.latencyMs + this.#drawJitter(conditions));
     this.clock.schedule(latencyMs, () => {
       this.counters.delivered++;
       this.deliver(message);
     });
+  }
+
+  #drawJitter(conditions: LinkConditions): number {
+    const spread = conditions.jitterMs;
+    if (spread <= 0) return 0;
+    switch (conditions.distribution ?? "uniform") {
+      case "uniform":
+        return this.random.real(-spread, spread);
+      case "normal": {
+        // Box-Muller, cut at two standard deviations so the bound stays jitterMs.
+        const u = 1 - this.random.next();
+        const v = this.random.next();
+        const gaussian = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+        return Math.max(-spread, Math.min(spread, (gaussian * spread) / 2));
+      }
+      case "long-tail":
+        return this.random.exponential(spread);
+    }
   }
 
   #drop(message: Message, reason: string): void {

@@ -67,6 +67,7 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
     network: {
       latencyMs,
       jitterMs: random.int(0, latencyMs),
+      distribution: random.pick(["uniform", "uniform", "normal", "long-tail"] as const),
       lossRate: random.chance(0.5) ? random.real(0, 0.1) : 0,
       duplicateRate: random.chance(0.3) ? random.real(0, 0.05) : 0,
     },
@@ -91,7 +92,7 @@ export function describeKnobs(knobs: Knobs): string {
   const n = knobs.network;
   return [
     `nodes=${knobs.nodeCount}`,
-    `latency=${n.latencyMs}±${n.jitterMs}ms`,
+    `latency=${n.latencyMs}±${n.jitterMs}ms(${n.distribution ?? "uniform"})`,
     `loss=${n.lossRate.toFixed(3)}`,
     `dup=${n.duplicateRate.toFixed(3)}`,
     `drift=${knobs.driftMax.toFixed(3)}`,
