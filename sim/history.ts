@@ -17,20 +17,10 @@
  */
 import { assert } from "../src/assert.ts";
 
-export type KvInput =
-  | { readonly op: "put"; readonly key: string; readonly value: string }
-  | { readonly op: "get"; readonly key: string }
-  | { readonly op: "delete"; readonly key: string }
-  | { readonly op: "cas"; readonly key: string; readonly expectedVersion: number; readonly value: string };
-
-export type KvOutput =
-  /** `version` is the key's version after the put. */
-  | { readonly op: "put"; readonly version: number }
-  /** An absent key reads as value null at version 0. */
-  | { readonly op: "get"; readonly value: string | null; readonly version: number }
-  | { readonly op: "delete"; readonly deleted: boolean }
-  /** `version` is the version after a successful cas, or the current version a failed one saw. */
-  | { readonly op: "cas"; readonly succeeded: boolean; readonly version: number };
+// The operations and results are the state machine's own (src/kv/command.ts); re-exported for the
+// checker and the generator, so the history can never drift from what the store really returns.
+export type { KvInput, KvOutput } from "../src/kv/command.ts";
+import type { KvInput, KvOutput } from "../src/kv/command.ts";
 
 export type OperationOutcome = "ok" | "failed" | "unknown";
 

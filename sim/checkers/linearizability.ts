@@ -16,18 +16,27 @@
  * never reports a violation that depends on which of two events in the same millisecond came first.
  *
  * Operations whose outcome is unknown may have taken effect at any time after their call, or never
- * (Porcupine's treatment: return time +infinity, any output accepted). Three exact reductions keep
- * them cheap:
+ * (Porcupine's treatment: return time +infinity, any output accepted). Exact reductions keep them cheap:
  * - an unknown get changes nothing, so it is dropped;
- * - an unknown write whose value is read by some get, and written by no other operation, must have
- *   taken effect before that get returned: its return time becomes the earliest such get's return
- *   (the trick etcd's robustness tests use), and it is checked like a completed operation;
- * - the remaining unknown operations never need to be placed at all (the search is done when every
- *   completed operation is placed), are tried only after completed ones, and are grouped into classes
- *   of interchangeable operations (same kind, same expected version, same value, or any value that no
- *   get ever reads). Within a class they are placed in call order: swapping two members of a class in
- *   any valid order gives another valid order, so this loses no solution, and it turns 2^n subsets of
- *   n pending writes into n + 1 prefixes.
+ * - an unknown write whose value a completed get read as (w, g), and that no other operation writes,
+ *   must have taken effect before that get returned and left version g: it is checked as a write that
+ *   returned g by then (etcd's robustness tests bound return times the same way);
+ * - the other unknown operations never need to be placed (the search is done when every completed
+ *   operation is), are tried only after completed ones, and are grouped into classes of
+ *   interchangeable operations (same kind, same expected version, same value or any value no get
+ *   reads), placed within a class in call order: swapping two members of a class in a valid order
+ *   gives another valid order, so 2^n subsets of n pending writes become n + 1 prefixes;
+ * - the stretches of unknown operations between two completed ones are cut down to canonical forms
+ *   (see "The search over one prepared key" below).
+ *
+ * Two reductions help with plain concurrency, each again keeping every answer exact:
+ * - a read-only operation (get, failed cas, delete that found nothing) that may come next and fits
+ *   the current state is placed at once, with no alternative tried;
+ * - of two operations with the same effect and the same result that may both come next, only the one
+ *   returning first is tried there.
+ * Values that no completed get reads are one value to the model, so states that differ only in them
+ * meet in the cache. test/sim/checkers/linearizability.test.ts compares the result with a naive
+ * enumeration of orders on thousands of random small histories.
  *
  * Failed operations definitely did not take effect and are left out entirely.
  *
@@ -542,7 +551,7 @@ function sortEvents(prepared: readonly PreparedOp[], finiteCount: number) {
 //   contradicts (or whose output is unknown). If K fits the start state, then either K determines the
 //   state after it alone (put, delete, successful cas: the run can be dropped), or K leaves the state
 //   as it is (get, failed cas: K and the run commute), so an order without this run exists.
-// Three more rewrites, particular to this model, order what is left of a run:
+// Four more rewrites, particular to this model, order what is left of a run:
 // - an optional delete only opens a run: it leaves the key absent whatever came before it in the run,
 //   so the operations before it can be left out;
 // - an unknown put of an unread value is not placed at version e while an unknown cas from e of an
@@ -554,7 +563,7 @@ function sortEvents(prepared: readonly PreparedOp[], finiteCount: number) {
 //   above it, its last t - s increments alone, applied from the start version s, would meet the same
 //   versions and end in the same state.
 // Repeatedly applying these rewrites to any valid order ends (each one removes a placed optional
-// operation or moves one past a completed operation) in a valid order that obeys both rules. The rules
+// operation or moves one past a completed operation) in a valid order that obeys all of them. The rules
 // depend on the run so far, so the cache keys a configuration by its run as well: the run's start
 // state and the set of states the run has held.
 
