@@ -14,7 +14,7 @@
  */
 import { assert } from "../src/assert.ts";
 import type { Membership, Message, NodeId } from "../src/core/types.ts";
-import type { ClientCallback } from "../src/node/raft-node.ts";
+import type { AdminCallback, ClientCallback, MembershipChange } from "../src/node/raft-node.ts";
 import { RaftNode } from "../src/node/raft-node.ts";
 import type { KvWrite } from "../src/kv/command.ts";
 import { RaftStorage, StorageCorruptionError } from "../src/storage/raft-storage.ts";
@@ -50,6 +50,8 @@ interface Host {
   readonly id: NodeId;
   readonly disk: SimDisk;
   readonly rate: number;
+  /** Started after the cluster formed: knows no membership until a leader replicates one. */
+  readonly joining: boolean;
   state: HostState;
   node: RaftNode | undefined;
   timers: NodeTimers | undefined;
@@ -64,7 +66,9 @@ export class SimCluster {
   readonly clock = new SimClock();
   readonly network: SimNetwork;
   readonly checker = new SafetyChecker();
-  readonly ids: readonly NodeId[];
+  /** Every host ever created, in id order (members, joining nodes and removed ones). */
+  #ids: NodeId[];
+  /** The initial cluster, identical on every original node (pgraft.initial_cluster). */
   readonly membership: Membership;
   #hosts = new Map<NodeId, Host>();
   #random: Random;
@@ -76,8 +80,8 @@ export class SimCluster {
   ) {
     assert(options.nodeCount >= 1 && options.nodeCount <= 9, `nodeCount ${options.nodeCount} outside 1..9`);
     this.#random = random.fork("cluster");
-    this.ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
-    this.membership = { voters: this.ids, learners: [] };
+    this.#ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
+    this.membership = { voters: [...this.#ids], learners: [] };
     this.network = new SimNetwork(
       this.clock,
       random.fork("network"),
@@ -85,23 +89,46 @@ export class SimCluster {
       (message) => this.#deliver(message),
       options.traceMessages ? (message, reason) => this.#traceLine(`drop ${describe(message)} (${reason})`) : undefined,
     );
-    const diskRandom = random.fork("disk");
-    for (const id of this.ids) {
-      const rate = 1 + this.#random.real(-options.driftMax, options.driftMax);
-      const disk = new SimDisk({ random: () => diskRandom.next(), tornWrites: options.tornWrites });
-      this.#hosts.set(id, {
-        id,
-        disk,
-        rate,
-        state: "down",
-        node: undefined,
-        timers: undefined,
-        deferred: [],
-        crashDuringWrite: false,
-        incarnation: 0,
-        failure: undefined,
-      });
-    }
+    this.#diskRandom = random.fork("disk");
+    for (const id of this.#ids) this.#createHost(id, false);
+  }
+
+  #diskRandom: Random;
+
+  #createHost(id: NodeId, joining: boolean): void {
+    const rate = 1 + this.#random.real(-this.options.driftMax, this.options.driftMax);
+    const diskRandom = this.#diskRandom;
+    const disk = new SimDisk({ random: () => diskRandom.next(), tornWrites: this.options.tornWrites });
+    this.#hosts.set(id, {
+      id,
+      disk,
+      rate,
+      joining,
+      state: "down",
+      node: undefined,
+      timers: undefined,
+      deferred: [],
+      crashDuringWrite: false,
+      incarnation: 0,
+      failure: undefined,
+    });
+  }
+
+  get ids(): readonly NodeId[] {
+    return this.#ids;
+  }
+
+  /**
+   * Starts a brand-new node with an empty disk that knows no membership: it waits, without campaigning,
+   * until a leader adds it (changeMembership) and replicates the configuration to it. Returns its id.
+   */
+  addHost(): NodeId {
+    const id = Math.max(...this.#ids) + 1;
+    this.#ids.push(id);
+    this.#createHost(id, true);
+    this.#traceLine(`n${id} created (joining)`);
+    this.restart(id);
+    return id;
   }
 
   start(): void {
@@ -146,7 +173,7 @@ export class SimCluster {
     const nodeRandom = this.#random.fork(`node-${id}-${host.incarnation}`);
     const node = new RaftNode({
       id,
-      membership: this.membership,
+      membership: host.joining ? { voters: [], learners: [] } : this.membership,
       tickMs: this.options.tickMs,
       electionTimeoutMs: this.options.electionTimeoutMs,
       heartbeatIntervalMs: this.options.heartbeatIntervalMs,
@@ -266,6 +293,27 @@ export class SimCluster {
   }
 
   #submit(id: NodeId, latencyMs: number, callback: ClientCallback, start: (node: RaftNode, reply: ClientCallback) => void): void {
+    const host = this.#host(id);
+    this.clock.schedule(latencyMs, () => {
+      this.#runOnHost(host, () => {
+        const node = host.node;
+        if (!node) return;
+        start(node, (result) => this.clock.schedule(latencyMs, () => callback(result)));
+      })();
+    });
+  }
+
+  /** Asks node `via` to add or remove a member; the reply comes back after `latencyMs`. */
+  changeMembership(via: NodeId, change: MembershipChange, latencyMs: number, callback: AdminCallback): void {
+    this.#submitAdmin(via, latencyMs, callback, (node, reply) => node.changeMembership(change, reply));
+  }
+
+  /** Asks node `via` (the leader) to hand leadership to `target`. */
+  transferLeadership(via: NodeId, target: NodeId, latencyMs: number, callback: AdminCallback): void {
+    this.#submitAdmin(via, latencyMs, callback, (node, reply) => node.transferLeadership(target, reply));
+  }
+
+  #submitAdmin(id: NodeId, latencyMs: number, callback: AdminCallback, start: (node: RaftNode, reply: AdminCallback) => void): void {
     const host = this.#host(id);
     this.clock.schedule(latencyMs, () => {
       this.#runOnHost(host, () => {

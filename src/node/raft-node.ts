@@ -29,6 +29,17 @@ export type ClientResult =
 
 export type ClientCallback = (result: ClientResult) => void;
 
+/** A membership change, one server at a time (thesis 4.1). */
+export type MembershipChange =
+  | { readonly type: "add"; readonly nodeId: NodeId; readonly address?: string }
+  | { readonly type: "remove"; readonly nodeId: NodeId };
+
+export type AdminResult =
+  | { readonly ok: true; readonly membership: Membership }
+  | { readonly ok: false; readonly error: PgraftError };
+
+export type AdminCallback = (result: AdminResult) => void;
+
 /** Where the node persists the Ready batches (src/storage/raft-storage.ts, over any Disk). */
 export interface LogPersistence {
   save(batch: { hardState?: HardState; snapshot?: Snapshot; entries: readonly Entry[] }): void;
@@ -171,6 +182,21 @@ export class RaftNode {
     if (refusal) return callback({ ok: false, error: refusal });
     this.#readBatch.push({ key, callback, deadlineMs: this.#options.timers.nowMs() + this.#options.requestTimeoutMs });
     this.#scheduleBatch(this.#readBatch.length);
+  }
+
+  /**
+   * Adds or removes one node. Only the leader accepts it; the callback runs once the change is
+   * committed (for an add: once the new node has caught up and been promoted to voter).
+   */
+  changeMembership(change: MembershipChange, callback: AdminCallback): void {
+    void change;
+    callback({ ok: false, error: new InvalidRequestError("Cannot change membership yet: membership changes are being built") });
+  }
+
+  /** Hands leadership to `target` (planned maintenance); aborted after an election timeout. */
+  transferLeadership(target: NodeId, callback: AdminCallback): void {
+    void target;
+    callback({ ok: false, error: new InvalidRequestError("Cannot transfer leadership yet: leadership transfer is being built") });
   }
 
   /** A serializable read: this node's applied state, possibly stale, available on any node. */
