@@ -36,6 +36,9 @@ export interface ClusterOptions {
   readonly entriesPerAppendMax: number;
   readonly maxBatchDelayMs: number;
   readonly requestTimeoutMs: number;
+  /** pgraft.snapshot_interval and pgraft.max_log_entries. */
+  readonly snapshotIntervalEntries?: number;
+  readonly logEntriesMax?: number;
   readonly network: LinkConditions;
   /** Each node's clock runs at a rate drawn from [1 - driftMax, 1 + driftMax]. */
   readonly driftMax: number;
@@ -155,7 +158,8 @@ export class SimCluster {
     host.incarnation++;
     let storage: RaftStorage;
     try {
-      storage = RaftStorage.open(host.disk);
+      // Segments small enough that compaction (pgraft.max_log_entries) really drops files.
+      storage = RaftStorage.open(host.disk, { segmentEntriesMax: Math.max(16, Math.floor((this.options.logEntriesMax ?? 10_000) / 2)) });
     } catch (error) {
       if (!(error instanceof StorageCorruptionError)) throw error;
       host.state = "failed";
@@ -168,6 +172,7 @@ export class SimCluster {
       hardState: state.hardState,
       entries: state.entries,
       snapshotIndex: state.snapshot?.metadata.index ?? 0,
+      snapshotTerm: state.snapshot?.metadata.term ?? 0,
     });
     const timers = new NodeTimers(this.clock, host.rate, (run) => this.#runOnHost(host, run));
     const nodeRandom = this.#random.fork(`node-${id}-${host.incarnation}`);
@@ -182,6 +187,8 @@ export class SimCluster {
       entriesPerAppendMax: this.options.entriesPerAppendMax,
       maxBatchDelayMs: this.options.maxBatchDelayMs,
       requestTimeoutMs: this.options.requestTimeoutMs,
+      snapshotIntervalEntries: this.options.snapshotIntervalEntries,
+      logEntriesMax: this.options.logEntriesMax,
       restored: state,
       persistence: {
         save: (batch) => {
@@ -191,6 +198,7 @@ export class SimCluster {
           }
           storage.save(batch);
         },
+        compact: (throughIndex) => storage.compact(throughIndex),
       },
       transport: { send: (message) => this.network.send(message) },
       timers,
@@ -200,6 +208,12 @@ export class SimCluster {
         persisting: (node, ready) => this.checker.persisting(node, ready),
         persisted: (node, ready) => this.checker.persisted(node, ready, host.node?.raft.role ?? "follower"),
         applied: (node, entry) => this.checker.applied(node, entry),
+        snapshotInstalled: (node, snapshot) => {
+          this.checker.snapshotInstalled(node, snapshot.metadata.index);
+          this.#traceLine(`n${node} installed snapshot ${snapshot.metadata.index}/${snapshot.metadata.term}`);
+        },
+        snapshotTaken: (node, snapshot, compactThrough) =>
+          this.#traceLine(`n${node} took snapshot ${snapshot.metadata.index}/${snapshot.metadata.term}, log compacted through ${compactThrough}`),
       },
     });
     host.node = node;

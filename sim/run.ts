@@ -73,6 +73,8 @@ export function runSeed(options: RunOptions): RunResult {
       network: knobs.network,
       driftMax: knobs.driftMax,
       tornWrites: knobs.tornWrites,
+      snapshotIntervalEntries: knobs.snapshotIntervalEntries,
+      logEntriesMax: knobs.logEntriesMax,
       traceMessages: options.traceMessages ?? true,
     },
     random,

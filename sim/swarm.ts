@@ -19,7 +19,9 @@ export type FaultKind =
   | "crash"
   | "crash-during-write"
   | "pause"
-  | "disk-corruption";
+  | "disk-corruption"
+  | "transfer"
+  | "replace-node";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "partition",
@@ -30,6 +32,8 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "crash-during-write",
   "pause",
   "disk-corruption",
+  "transfer",
+  "replace-node",
 ];
 
 export interface Knobs {
@@ -37,6 +41,9 @@ export interface Knobs {
   readonly network: LinkConditions;
   readonly driftMax: number;
   readonly tornWrites: boolean;
+  /** pgraft.snapshot_interval and pgraft.max_log_entries, small so snapshots and compaction happen often. */
+  readonly snapshotIntervalEntries: number;
+  readonly logEntriesMax: number;
   readonly faults: readonly FaultKind[];
   /** Mean time between two fault actions. */
   readonly faultIntervalMsMean: number;
@@ -51,6 +58,8 @@ export function quietKnobs(nodeCount: number): Knobs {
     network: { latencyMs: 2, jitterMs: 1, lossRate: 0, duplicateRate: 0 },
     driftMax: 0,
     tornWrites: false,
+    snapshotIntervalEntries: 10_000,
+    logEntriesMax: 10_000,
     faults: [],
     faultIntervalMsMean: 0,
     faultDurationMsMax: 0,
@@ -73,6 +82,8 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
     },
     driftMax: random.chance(0.5) ? random.real(0, 0.05) : 0,
     tornWrites: random.chance(0.7),
+    snapshotIntervalEntries: random.chance(0.7) ? random.int(20, 2_000) : 10_000,
+    logEntriesMax: random.pick([0, 0, 5, 20, 100, 500]),
     faults,
     faultIntervalMsMean: random.int(200, 5_000),
     faultDurationMsMax: random.int(500, 12_000),
@@ -97,6 +108,7 @@ export function describeKnobs(knobs: Knobs): string {
     `dup=${n.duplicateRate.toFixed(3)}`,
     `drift=${knobs.driftMax.toFixed(3)}`,
     `torn=${knobs.tornWrites}`,
+    `snapshot=${knobs.snapshotIntervalEntries}/${knobs.logEntriesMax}`,
     `faults=${knobs.faults.join(",") || "none"}`,
     `every~${knobs.faultIntervalMsMean}ms`,
     `lasting<=${knobs.faultDurationMsMax}ms`,
@@ -138,6 +150,35 @@ export class FaultScheduler {
 
   get corrupted(): ReadonlySet<NodeId> {
     return this.#corrupted;
+  }
+
+  /**
+   * Replaces a member, as an operator replaces a failed machine: remove it (a corrupted one first),
+   * then add a brand-new node that catches up, by snapshot when the log was compacted. Skipped when
+   * the removal could leave the live voters without a majority.
+   */
+  #replaceNode(): void {
+    const cluster = this.cluster;
+    const leader = cluster.leader();
+    if (leader === undefined) return;
+    const membership = cluster.node(leader)!.status().membership;
+    if (membership.learners.length > 0 || membership.voters.length < 3) return;
+    const isLost = (id: NodeId): boolean => this.#corrupted.has(id) || cluster.state(id) === "failed";
+    const failed = membership.voters.filter(isLost);
+    const victim = failed.length > 0 ? this.random.pick(failed) : this.random.pick(membership.voters.filter((id) => id !== leader));
+    const remaining = membership.voters.filter((id) => id !== victim);
+    const healthy = remaining.filter((id) => !isLost(id)).length;
+    if (healthy < Math.floor(remaining.length / 2) + 1) return;
+    cluster.changeMembership(leader, { type: "remove", nodeId: victim }, 1, (removed) => {
+      cluster.trace.record(cluster.clock.nowMs, `remove n${victim}: ${removed.ok ? "done" : removed.error.message}`);
+      if (!removed.ok || this.#stopped) return;
+      const added = cluster.addHost();
+      const via = cluster.leader();
+      if (via === undefined) return;
+      cluster.changeMembership(via, { type: "add", nodeId: added }, 1, (result) =>
+        cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`),
+      );
+    });
   }
 
   #repairLater(repair: () => void): void {
@@ -204,9 +245,30 @@ export class FaultScheduler {
         this.#repairLater(() => cluster.resume(victim));
         return;
       }
+      case "transfer": {
+        const leader = cluster.leader();
+        if (leader === undefined) return;
+        const voters = cluster.node(leader)!.status().membership.voters.filter((id) => id !== leader);
+        if (voters.length === 0) return;
+        const target = this.random.pick(voters);
+        cluster.transferLeadership(leader, target, 1, (result) =>
+          cluster.trace.record(cluster.clock.nowMs, `transfer to n${target}: ${result.ok ? "done" : result.error.message}`),
+        );
+        return;
+      }
+      case "replace-node": {
+        this.#replaceNode();
+        return;
+      }
       case "disk-corruption": {
-        if (this.#corrupted.size >= Math.floor((ids.length - 1) / 2)) return;
-        const live = cluster.liveIds().filter((id) => !this.#corrupted.has(id));
+        // A corrupted disk is lost for good: only ever a minority of the current voters, counting
+        // those lost before, so a majority can always recover.
+        const leader = cluster.leader();
+        if (leader === undefined) return;
+        const voters = cluster.node(leader)!.status().membership.voters;
+        const lost = voters.filter((id) => this.#corrupted.has(id) || cluster.state(id) === "failed").length;
+        if (lost + 1 > Math.floor((voters.length - 1) / 2)) return;
+        const live = voters.filter((id) => cluster.state(id) === "up" && !this.#corrupted.has(id));
         if (live.length === 0) return;
         const victim = this.random.pick(live);
         cluster.crash(victim);

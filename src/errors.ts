@@ -79,3 +79,20 @@ export class NodeStoppedError extends PgraftError {
     super("Cannot complete the request: the node is shutting down; it may still take effect, so read before retrying");
   }
 }
+
+export class MembershipChangeInProgressError extends PgraftError {
+  override name = "MembershipChangeInProgressError";
+  readonly code = "change_in_progress";
+  readonly outcome = "failed";
+  constructor(readonly configIndex: number) {
+    super(
+      `Cannot change membership: another change (log index ${configIndex}) is not committed yet; wait for it to finish, then retry`,
+    );
+  }
+}
+
+export class LeadershipTransferError extends PgraftError {
+  override name = "LeadershipTransferError";
+  readonly code = "transfer_failed";
+  readonly outcome = "failed";
+}

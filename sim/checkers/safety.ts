@@ -31,11 +31,50 @@ interface ShadowEntry {
   readonly content: string;
 }
 
+/** A node's persisted log as the checker saw it written: entries after a snapshot point. */
+class ShadowLog {
+  offset = 0;
+  offsetTerm = 0;
+  entries: ShadowEntry[] = [];
+
+  get lastIndex(): number {
+    return this.offset + this.entries.length;
+  }
+
+  at(index: number): ShadowEntry | undefined {
+    return index > this.offset ? this.entries[index - this.offset - 1] : undefined;
+  }
+
+  termAt(index: number): number | undefined {
+    return index === this.offset ? this.offsetTerm : this.at(index)?.term;
+  }
+
+  truncateFrom(index: number): void {
+    this.entries.length = Math.max(0, index - this.offset - 1);
+  }
+
+  /** A snapshot at (index, term): entries after it are kept only if the log agrees at the snapshot. */
+  snapshotAt(index: number, term: number): void {
+    const keep = this.termAt(index) === term;
+    this.entries = keep ? this.entries.slice(index - this.offset) : [];
+    this.offset = index;
+    this.offsetTerm = term;
+  }
+
+  static from(snapshotIndex: number, snapshotTerm: number, entries: readonly Entry[]): ShadowLog {
+    const log = new ShadowLog();
+    log.offset = snapshotIndex;
+    log.offsetTerm = snapshotTerm;
+    log.entries = entries.map((entry) => ({ term: entry.term, content: contentOf(entry) }));
+    return log;
+  }
+}
+
 interface NodeShadow {
   /** A Ready batch whose save started but has not returned (a crash may land inside it). */
   inFlight: Ready | undefined;
   /** The node's persisted log as the checker saw it written; index i at position i - 1 - offset. */
-  log: ShadowEntry[];
+  log: ShadowLog;
   hardState: HardState;
   role: Role;
   term: number;
@@ -73,7 +112,7 @@ export class SafetyChecker {
   #shadow(node: NodeId): NodeShadow {
     let shadow = this.#nodes.get(node);
     if (!shadow) {
-      shadow = { inFlight: undefined, log: [], hardState: { term: 0, vote: 0, commit: 0 }, role: "follower", term: 0, appliedIndex: 0 };
+      shadow = { inFlight: undefined, log: new ShadowLog(), hardState: { term: 0, vote: 0, commit: 0 }, role: "follower", term: 0, appliedIndex: 0 };
       this.#nodes.set(node, shadow);
     }
     return shadow;
@@ -101,31 +140,31 @@ export class SafetyChecker {
     }
     if (ready.snapshot) {
       // A snapshot replaces the log below its index; entries after it are kept only if they match.
-      shadow.log = [];
+      shadow.log.snapshotAt(ready.snapshot.metadata.index, ready.snapshot.metadata.term);
     }
     if (ready.entries.length > 0) this.#persistEntries(node, shadow, ready.entries, role);
   }
 
   #persistEntries(node: NodeId, shadow: NodeShadow, entries: readonly Entry[], role: Role): void {
     const first = entries[0]!.index;
-    if (first <= shadow.log.length) {
+    if (first <= shadow.log.lastIndex) {
       if (role === "leader") {
         this.#fail("Leader Append-Only", `leader ${node} at term ${shadow.hardState.term} replaced its log from index ${first}`);
       }
-      for (let index = first; index <= shadow.log.length; index++) {
-        const removed = shadow.log[index - 1]!;
+      for (let index = first; index <= shadow.log.lastIndex; index++) {
+        const removed = shadow.log.at(index)!;
         const committed = this.#committed.get(index);
         if (committed && committed.term === removed.term && committed.content === removed.content) {
           this.#fail("Leader Completeness", `node ${node} removed committed entry ${index} (term ${removed.term}) from its log`);
         }
       }
-      shadow.log.length = first - 1;
+      shadow.log.truncateFrom(first);
     }
-    if (first !== shadow.log.length + 1) {
-      this.#fail("Log Matching", `node ${node} persisted entry ${first} after a log ending at ${shadow.log.length}`);
+    if (first !== shadow.log.lastIndex + 1) {
+      this.#fail("Log Matching", `node ${node} persisted entry ${first} after a log ending at ${shadow.log.lastIndex}`);
     }
     for (const entry of entries) {
-      const previousTerm = entry.index === 1 ? 0 : shadow.log[entry.index - 2]!.term;
+      const previousTerm = entry.index === 1 ? 0 : shadow.log.termAt(entry.index - 1)!;
       const content = contentOf(entry);
       const key = `${entry.index}:${entry.term}`;
       const known = this.#entries.get(key);
@@ -141,7 +180,7 @@ export class SafetyChecker {
       if (entry.term > shadow.hardState.term && entry.term > shadow.term) {
         this.#fail("Term monotonicity", `node ${node} persisted entry ${entry.index} of future term ${entry.term}`);
       }
-      shadow.log.push({ term: entry.term, content });
+      shadow.log.entries.push({ term: entry.term, content });
     }
   }
 
@@ -166,11 +205,23 @@ export class SafetyChecker {
     }
   }
 
+  /** A node replaced its state machine with the leader's snapshot: it has applied up to its index. */
+  snapshotInstalled(node: NodeId, index: number): void {
+    const shadow = this.#shadow(node);
+    if (index < shadow.appliedIndex) {
+      this.#fail("State Machine Safety", `node ${node} installed snapshot ${index} after applying up to ${shadow.appliedIndex}`);
+    }
+    shadow.appliedIndex = index;
+  }
+
   /**
    * A node restarted from its disk: it must recover exactly what it persisted, except that a save cut
    * short by the crash may have left any prefix of its own effects (new entries, the new hard state).
    */
-  restarted(node: NodeId, recovered: { hardState: HardState; entries: readonly Entry[]; snapshotIndex: number }): void {
+  restarted(
+    node: NodeId,
+    recovered: { hardState: HardState; entries: readonly Entry[]; snapshotIndex: number; snapshotTerm?: number },
+  ): void {
     this.checks++;
     const shadow = this.#shadow(node);
     const inFlight = shadow.inFlight;
@@ -186,7 +237,7 @@ export class SafetyChecker {
     }
     // Entries below the interrupted save's first entry must be exactly what was persisted.
     const replacedFrom = inFlight && inFlight.entries.length > 0 ? inFlight.entries[0]!.index : Infinity;
-    const keptMax = Math.min(shadow.log.length, replacedFrom - 1);
+    const keptMax = Math.min(shadow.log.lastIndex, replacedFrom - 1);
     const lastIndex = recovered.snapshotIndex + recovered.entries.length;
     if (lastIndex < keptMax) {
       this.#fail("Durability", `node ${node} recovered a log ending at ${lastIndex}; it had persisted up to ${keptMax}`);
@@ -194,10 +245,10 @@ export class SafetyChecker {
     // At and past `replacedFrom` the log is either untouched (the crash came before the save's
     // truncation) or a prefix of the interrupted save's entries; never a mix.
     const atReplaced = recovered.entries.find((entry) => entry.index === replacedFrom);
-    const oldTailKept = atReplaced !== undefined && sameEntry(shadow.log[replacedFrom - 1], atReplaced);
+    const oldTailKept = atReplaced !== undefined && sameEntry(shadow.log.at(replacedFrom), atReplaced);
     for (const entry of recovered.entries) {
       const expected =
-        entry.index < replacedFrom || oldTailKept ? shadow.log[entry.index - 1] : toShadow(inFlight!.entries[entry.index - replacedFrom]);
+        entry.index < replacedFrom || oldTailKept ? shadow.log.at(entry.index) : toShadow(inFlight!.entries[entry.index - replacedFrom]);
       if (!expected || expected.term !== entry.term || expected.content !== contentOf(entry)) {
         const what = expected ? `term ${expected.term} ${expected.content.slice(0, 60)}` : "nothing";
         this.#fail(
@@ -207,7 +258,7 @@ export class SafetyChecker {
         );
       }
     }
-    shadow.log = recovered.entries.map((entry) => ({ term: entry.term, content: contentOf(entry) }));
+    shadow.log = ShadowLog.from(recovered.snapshotIndex, recovered.snapshotTerm ?? 0, recovered.entries);
     shadow.hardState = recovered.hardState;
     shadow.appliedIndex = recovered.snapshotIndex;
     shadow.role = "follower";

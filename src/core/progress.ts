@@ -23,6 +23,8 @@ export class Progress {
   pendingSnapshotIndex = 0;
   /** Last index of each append in flight (replicate state), oldest first. */
   readonly inflights: number[] = [];
+  /** In snapshot state: the leader's tick count when the snapshot went out. */
+  snapshotSentTick = 0;
   /** The leader's tick count when this follower last answered. */
   lastResponseTick: number;
 

@@ -10,6 +10,7 @@
  * the message to `stepLeader`, `stepCandidate` or `stepFollower`, chosen by the `become*` transitions.
  */
 import { assert, unreachable } from "../assert.ts";
+import { changeMembership, decodeMembership, encodeMembership, type MembershipRequest } from "./membership.ts";
 import { Progress } from "./progress.ts";
 import { committedIndex, quorumSize, voteResult } from "./quorum.ts";
 import { RaftLog } from "./raft-log.ts";
@@ -83,7 +84,20 @@ export interface RaftRestoreState {
 export type ProposeResult =
   | { readonly ok: true; readonly index: number; readonly term: number }
   | { readonly ok: false; readonly reason: "not_leader"; readonly leaderId: NodeId }
-  | { readonly ok: false; readonly reason: "busy" };
+  | { readonly ok: false; readonly reason: "busy" }
+  /** A leadership transfer is under way: proposals wait for the new leader (thesis 3.10). */
+  | { readonly ok: false; readonly reason: "transferring"; readonly transferee: NodeId };
+
+export type MembershipProposeResult =
+  | ProposeResult
+  | { readonly ok: false; readonly reason: "change_in_progress"; readonly configIndex: number }
+  | { readonly ok: false; readonly reason: "invalid"; readonly message: string };
+
+export type TransferResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: "not_leader"; readonly leaderId: NodeId }
+  | { readonly ok: false; readonly reason: "invalid"; readonly message: string }
+  | { readonly ok: false; readonly reason: "busy"; readonly transferee: NodeId };
 
 export type ReadIndexResult =
   | { readonly ok: true }
@@ -124,6 +138,12 @@ export interface RaftStatus {
   readonly lastTerm: number;
   readonly firstIndex: number;
   readonly membership: Membership;
+  /** Index of the entry that set `membership` (0: the snapshot or the initial cluster). */
+  readonly configIndex: number;
+  /** Only on a leader: the node leadership is being handed to, or 0. */
+  readonly leadTransferee: NodeId;
+  /** Index of the latest local snapshot, 0 when none. */
+  readonly snapshotIndex: number;
   /** Only on a leader: true while a quorum answered within the last election timeout. */
   readonly quorumActive: boolean;
   readonly peers: readonly PeerStatus[];
@@ -141,7 +161,16 @@ export class Raft {
   readonly id: NodeId;
   #config: RaftConfig;
   #membership: Membership;
+  /** Index of the configuration entry behind #membership; 0 when it comes from below the log. */
+  #configIndex = 0;
+  /** Membership as of the log's start: the snapshot's, or the initial cluster's. */
+  #baseMembership: Membership;
+  /** The latest snapshot this node holds, sent to followers that need compacted entries. */
+  #snapshot: Snapshot | undefined;
   #log: RaftLog;
+  #leadTransferee: NodeId = NODE_NONE;
+  #transferElapsed = 0;
+  #timeoutNowSent = false;
 
   #term = 0;
   #vote: NodeId = NODE_NONE;
@@ -188,7 +217,9 @@ export class Raft {
     assert(config.entriesPerAppendMax >= 1, "entriesPerAppendMax must be at least 1");
     this.id = config.id;
     this.#config = config;
-    this.#membership = restored.snapshot?.metadata.membership ?? restored.membership;
+    this.#baseMembership = restored.snapshot?.metadata.membership ?? restored.membership;
+    this.#membership = this.#baseMembership;
+    this.#snapshot = restored.snapshot;
     this.#log = RaftLog.restore({
       snapshot: restored.snapshot,
       entries: restored.entries,
@@ -197,6 +228,7 @@ export class Raft {
     });
     this.#term = restored.hardState.term;
     this.#vote = restored.hardState.vote;
+    this.#refreshMembership();
     this.#previousHardState = this.hardState();
     this.#becomeFollower(this.#term, NODE_NONE);
     this.#previousSoftState = this.softState();
@@ -219,6 +251,10 @@ export class Raft {
       this.counters.proposalsRejected += commands.length;
       return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
     }
+    if (this.#leadTransferee !== NODE_NONE) {
+      this.counters.proposalsRejected += commands.length;
+      return { ok: false, reason: "transferring", transferee: this.#leadTransferee };
+    }
     if (this.#log.lastIndex() - this.#log.committed + commands.length > this.#config.uncommittedEntriesMax) {
       this.counters.proposalsRejected += commands.length;
       return { ok: false, reason: "busy" };
@@ -231,6 +267,57 @@ export class Raft {
     // leader counts itself toward the quorum only with durable entries (thesis 10.2.1).
     this.#broadcastAppend(false);
     return { ok: true, index: entries[entries.length - 1]!.index, term: this.#term };
+  }
+
+  /**
+   * Proposes adding (as a learner, promoted once caught up) or removing one node. One change at a
+   * time: a second waits until the first is committed.
+   */
+  proposeMembership(request: { readonly type: "add" | "remove"; readonly nodeId: NodeId }): MembershipProposeResult {
+    if (this.#role !== "leader") return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
+    if (this.#leadTransferee !== NODE_NONE) return { ok: false, reason: "transferring", transferee: this.#leadTransferee };
+    if (this.#configIndex > this.#log.committed) return { ok: false, reason: "change_in_progress", configIndex: this.#configIndex };
+    const change = changeMembership(this.#membership, request);
+    if (!change.ok) return { ok: false, reason: "invalid", message: change.reason };
+    const index = this.#appendConfig(change.membership);
+    this.#logLine(`proposed ${request.type} of node ${request.nodeId} at index ${index}: voters ${change.membership.voters.join(",")} learners ${change.membership.learners.join(",") || "-"}`);
+    return { ok: true, index, term: this.#term };
+  }
+
+  /** Hands leadership to `target` (thesis 3.10): catch it up, then tell it to campaign at once. */
+  transferLeadership(target: NodeId): TransferResult {
+    if (this.#role !== "leader") return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
+    if (target === this.id) return { ok: false, reason: "invalid", message: `node ${target} is already the leader` };
+    if (!this.#membership.voters.includes(target)) return { ok: false, reason: "invalid", message: `node ${target} is not a voting member` };
+    if (this.#leadTransferee !== NODE_NONE) {
+      if (this.#leadTransferee === target) return { ok: true };
+      return { ok: false, reason: "busy", transferee: this.#leadTransferee };
+    }
+    this.#leadTransferee = target;
+    this.#transferElapsed = 0;
+    this.#timeoutNowSent = false;
+    this.#logLine(`transferring leadership to ${target} at term ${this.#term}`);
+    this.#maybeSendTimeoutNow();
+    if (!this.#timeoutNowSent) this.#sendAppend(target, true);
+    return { ok: true };
+  }
+
+  /**
+   * The runtime saved `snapshot` (covering every entry up to its index); the core keeps it to send to
+   * followers that fall behind, and drops log entries up to `compactThrough` (log compaction).
+   */
+  snapshotCreated(snapshot: Snapshot, compactThrough: number): void {
+    const index = snapshot.metadata.index;
+    assert(index <= this.#log.applied, `snapshotCreated(): snapshot ${index} beyond applied ${this.#log.applied}`);
+    assert(compactThrough <= index, `snapshotCreated(): compaction ${compactThrough} beyond the snapshot ${index}`);
+    assert(this.#log.term(index) === snapshot.metadata.term || index === this.#log.snapshotIndex, "snapshotCreated(): wrong term");
+    if (!this.#snapshot || index > this.#snapshot.metadata.index) this.#snapshot = snapshot;
+    if (compactThrough > this.#log.snapshotIndex) {
+      const term = this.#log.term(compactThrough);
+      assert(term !== undefined, `snapshotCreated(): entry ${compactThrough} unknown`);
+      this.#log.compactTo(compactThrough, term);
+      if (this.#configIndex <= compactThrough) this.#baseMembership = this.#membership;
+    }
   }
 
   /**
@@ -398,6 +485,9 @@ export class Raft {
       lastTerm: this.#log.lastTerm(),
       firstIndex: this.#log.firstIndex(),
       membership: this.#membership,
+      configIndex: this.#configIndex,
+      leadTransferee: this.#leadTransferee,
+      snapshotIndex: this.#snapshot?.metadata.index ?? 0,
       quorumActive: this.#role === "leader" && this.#quorumActive(),
       peers,
       counters: { ...this.counters },
@@ -435,6 +525,14 @@ export class Raft {
       this.#logLine(`stepped down at term ${this.#term}: no quorum answered within ${this.#config.electionTicks} ticks`);
       this.#becomeFollower(this.#term, NODE_NONE);
       return;
+    }
+    if (this.#leadTransferee !== NODE_NONE && ++this.#transferElapsed >= this.#config.electionTicks) {
+      this.#logLine(`aborted leadership transfer to ${this.#leadTransferee} at term ${this.#term}: no election within ${this.#config.electionTicks} ticks`);
+      this.#leadTransferee = NODE_NONE;
+    }
+    for (const progress of this.#progress.values()) {
+      // A snapshot that got no answer within an election timeout is presumed lost: probe again.
+      if (progress.state === "snapshot" && this.#tickCount - progress.snapshotSentTick >= this.#config.electionTicks) progress.becomeProbe();
     }
     if (this.#heartbeatElapsed >= this.#config.heartbeatTicks) {
       this.#heartbeatElapsed = 0;
@@ -485,13 +583,11 @@ export class Raft {
     this.#leaderId = this.id;
     this.counters.electionsWon++;
     const next = this.#log.lastIndex() + 1;
-    for (const id of this.#voters()) {
-      const progress = new Progress(next, this.#config.inflightAppendsMax, this.#tickCount);
-      if (id === this.id) {
-        progress.match = this.#log.stableIndex;
-        progress.becomeReplicate();
-      }
-      this.#progress.set(id, progress);
+    this.#syncProgress();
+    const own = this.#progress.get(this.id);
+    if (own) {
+      own.match = this.#log.stableIndex;
+      own.becomeReplicate();
     }
     this.#logLine(`became leader at term ${this.#term}`);
     this.#noteLeader(previousLeader);
@@ -508,6 +604,8 @@ export class Raft {
     this.#progress.clear();
     this.#pendingReads = [];
     this.#deferredReads = [];
+    this.#leadTransferee = NODE_NONE;
+    this.#timeoutNowSent = false;
   }
 
   #randomizeElectionTimeout(): void {
@@ -737,6 +835,10 @@ export class Raft {
     }
     if (this.#log.matchTerm(message.prevLogIndex, message.prevLogTerm)) {
       const lastNewIndex = this.#log.appendAfter(message.prevLogIndex, message.entries);
+      // A configuration entry takes effect when it enters the log, and is undone if it is replaced.
+      if (this.#configIndex > message.prevLogIndex || message.entries.some((entry) => entry.kind === "config")) {
+        this.#refreshMembership();
+      }
       this.#log.commitTo(Math.min(message.commit, lastNewIndex));
       this.#send({ ...base, type: "MsgAppResp", reject: false, index: lastNewIndex });
       return;
@@ -769,7 +871,9 @@ export class Raft {
     }
     this.#logLine(`restoring snapshot at index ${index} term ${term} from ${message.from}`);
     this.#log.restoreSnapshot(message.snapshot);
-    this.#membership = message.snapshot.metadata.membership;
+    this.#snapshot = message.snapshot;
+    this.#baseMembership = message.snapshot.metadata.membership;
+    this.#refreshMembership();
     this.#send({ ...base, index });
   }
 
@@ -781,6 +885,8 @@ export class Raft {
     if (!progress) return;
     progress.lastResponseTick = this.#tickCount;
     if (message.reject) {
+      // A snapshot is on its way; answers to appends sent before it tell us nothing new.
+      if (progress.state === "snapshot") return;
       // Refine the follower's hint with our own log: skip every entry of a term the follower lacks.
       const hintIndex =
         message.hintTerm > 0 ? this.#log.lastIndexWithTermAtMost(message.hintIndex, message.hintTerm) : message.hintIndex;
@@ -801,6 +907,8 @@ export class Raft {
     }
     if (progress.state === "probe") progress.becomeReplicate();
     else if (progress.state === "snapshot" && progress.match >= progress.pendingSnapshotIndex) progress.becomeProbe();
+    if (message.from === this.#leadTransferee) this.#maybeSendTimeoutNow();
+    this.#maybePromoteLearner(message.from, progress);
     if (this.#maybeCommit()) {
       this.#broadcastAppend(true);
     } else {
@@ -836,10 +944,15 @@ export class Raft {
     const prevLogIndex = progress.next - 1;
     const prevLogTerm = this.#log.term(prevLogIndex);
     if (prevLogTerm === undefined) {
-      // The entries this follower needs were compacted into a snapshot; the runtime must send one.
-      // Snapshot transfer arrives with log compaction (next issue); until then compaction never runs.
-      assert(false, `sendAppend(): entry ${prevLogIndex} for ${to} is compacted and snapshots are not wired yet`);
-      return false;
+      // The entries this follower needs were compacted: send the snapshot that covers them.
+      const snapshot = this.#snapshot;
+      assert(snapshot !== undefined, `sendAppend(): entry ${prevLogIndex} for ${to} is compacted but there is no snapshot`);
+      assert(snapshot.metadata.index >= this.#log.snapshotIndex, "sendAppend(): the snapshot is older than the compacted log");
+      this.#send({ type: "MsgSnap", from: this.id, to, term: this.#term, snapshot });
+      progress.becomeSnapshot(snapshot.metadata.index);
+      progress.snapshotSentTick = this.#tickCount;
+      this.#logLine(`sent snapshot ${snapshot.metadata.index}/${snapshot.metadata.term} to ${to}`);
+      return true;
     }
     // Only persisted entries leave the leader (thesis 10.2.1 keeps the leader's own copy counted last).
     const entries = this.#log.slice(progress.next, this.#log.stableIndex, this.#config.entriesPerAppendMax);
@@ -881,6 +994,12 @@ export class Raft {
     if (index <= this.#log.committed || this.#log.term(index) !== this.#term) return false;
     this.#log.commitTo(index);
     this.#releaseDeferredReads();
+    if (!this.#isVoter() && this.#configIndex <= index) {
+      // Our own removal is committed: stop leading (thesis 4.2.2).
+      this.#logLine(`stepped down at term ${this.#term}: removed from the cluster at index ${this.#configIndex}`);
+      this.#becomeFollower(this.#term, NODE_NONE);
+      return false;
+    }
     return true;
   }
 
@@ -932,6 +1051,68 @@ export class Raft {
     for (const read of this.#pendingReads.splice(0, released)) {
       this.#readStates.push({ requestId: read.requestId, index: read.index });
     }
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Membership and leadership transfer
+
+  #appendConfig(membership: Membership): number {
+    const index = this.#log.lastIndex() + 1;
+    this.#log.append([{ index, term: this.#term, kind: "config", data: encodeMembership(membership) }]);
+    this.#setMembership(membership, index);
+    this.#broadcastAppend(false);
+    return index;
+  }
+
+  /** Rebuilds the membership from the log: the latest configuration entry wins, committed or not. */
+  #refreshMembership(): void {
+    for (let index = this.#log.lastIndex(); index > this.#log.snapshotIndex; index--) {
+      const entry = this.#log.entry(index);
+      if (entry.kind === "config") {
+        this.#setMembership(decodeMembership(entry.data), index);
+        return;
+      }
+    }
+    this.#setMembership(this.#baseMembership, 0);
+  }
+
+  #setMembership(membership: Membership, configIndex: number): void {
+    this.#membership = membership;
+    this.#configIndex = configIndex;
+    if (this.#role === "leader") {
+      this.#syncProgress();
+      if (this.#leadTransferee !== NODE_NONE && !membership.voters.includes(this.#leadTransferee)) this.#leadTransferee = NODE_NONE;
+    }
+  }
+
+  /** A leader tracks every voter and learner; nodes that left are forgotten. */
+  #syncProgress(): void {
+    const members = new Set([...this.#membership.voters, ...this.#membership.learners, this.id]);
+    for (const id of [...this.#progress.keys()]) if (!members.has(id)) this.#progress.delete(id);
+    for (const id of members) {
+      if (!this.#progress.has(id)) this.#progress.set(id, new Progress(this.#log.lastIndex() + 1, this.#config.inflightAppendsMax, this.#tickCount));
+    }
+  }
+
+  /** A learner that holds everything committed becomes a voter (thesis 4.2.1), one change at a time. */
+  #maybePromoteLearner(id: NodeId, progress: Progress): void {
+    if (!this.#membership.learners.includes(id)) return;
+    if (progress.match < this.#log.committed || this.#configIndex > this.#log.committed) return;
+    if (this.#leadTransferee !== NODE_NONE) return;
+    const request: MembershipRequest = { type: "promote", nodeId: id };
+    const change = changeMembership(this.#membership, request);
+    assert(change.ok, `promotion of learner ${id} refused`);
+    const index = this.#appendConfig(change.membership);
+    this.#logLine(`promoted learner ${id} to voter at index ${index}: it holds every committed entry`);
+  }
+
+  #maybeSendTimeoutNow(): void {
+    const target = this.#leadTransferee;
+    if (target === NODE_NONE || this.#timeoutNowSent) return;
+    const progress = this.#progress.get(target);
+    if (!progress || progress.match !== this.#log.lastIndex()) return;
+    this.#send({ type: "MsgTimeoutNow", from: this.id, to: target, term: this.#term });
+    this.#timeoutNowSent = true;
   }
 
   // -------------------------------------------------------------------------------------------------

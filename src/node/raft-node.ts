@@ -10,8 +10,11 @@ import { assert } from "../assert.ts";
 import { Raft, RAFT_CONFIG_DEFAULTS, type RaftStatus } from "../core/raft.ts";
 import type { Entry, HardState, Membership, Message, NodeId, Ready, Snapshot } from "../core/types.ts";
 import { NODE_NONE } from "../core/types.ts";
+import { decodeMembership } from "../core/membership.ts";
 import {
   BusyError,
+  LeadershipTransferError,
+  MembershipChangeInProgressError,
   InvalidRequestError,
   NoQuorumError,
   NotLeaderError,
@@ -43,6 +46,8 @@ export type AdminCallback = (result: AdminResult) => void;
 /** Where the node persists the Ready batches (src/storage/raft-storage.ts, over any Disk). */
 export interface LogPersistence {
   save(batch: { hardState?: HardState; snapshot?: Snapshot; entries: readonly Entry[] }): void;
+  /** Drops stored entries up to `throughIndex`, which a saved snapshot covers. */
+  compact(throughIndex: number): void;
 }
 
 /** Hooks for the simulator's checkers; production leaves them out. */
@@ -50,6 +55,10 @@ export interface NodeObserver {
   persisting?(node: NodeId, ready: Ready): void;
   persisted?(node: NodeId, ready: Ready): void;
   applied?(node: NodeId, entry: Entry): void;
+  /** The state machine was replaced by a snapshot from the leader. */
+  snapshotInstalled?(node: NodeId, snapshot: Snapshot): void;
+  /** This node saved a snapshot of its own state and compacted its log. */
+  snapshotTaken?(node: NodeId, snapshot: Snapshot, compactThrough: number): void;
 }
 
 export interface RaftNodeOptions {
@@ -67,6 +76,10 @@ export interface RaftNodeOptions {
   /** A write or read not answered within this time fails (a write's outcome is then unknown). */
   readonly requestTimeoutMs: number;
   readonly inflightAppendsMax?: number;
+  /** pgraft.snapshot_interval: applied entries between two snapshots. */
+  readonly snapshotIntervalEntries?: number;
+  /** pgraft.max_log_entries: entries kept behind a snapshot for slow followers. */
+  readonly logEntriesMax?: number;
   readonly pendingRequestsMax?: number;
   readonly restored: { hardState: HardState; snapshot?: Snapshot; entries: readonly Entry[] };
   readonly persistence: LogPersistence;
@@ -84,6 +97,14 @@ interface PendingWrite {
   readonly deadlineMs: number;
 }
 
+interface PendingAdmin {
+  readonly timeoutMs: number;
+  readonly satisfied: (membership: Membership, leaderId: NodeId) => boolean;
+  readonly callback: AdminCallback;
+  readonly deadlineMs: number;
+  readonly what: string;
+}
+
 interface PendingRead {
   readonly key: string;
   readonly callback: ClientCallback;
@@ -93,11 +114,18 @@ interface PendingRead {
 /** Ready batches processed in one turn before yielding; the core never needs more than a few. */
 const READY_ROUNDS_MAX = 64;
 const PENDING_REQUESTS_MAX_DEFAULT = 50_000;
+const SNAPSHOT_INTERVAL_ENTRIES_DEFAULT = 10_000;
+const LOG_ENTRIES_MAX_DEFAULT = 10_000;
 
 export class RaftNode {
   readonly id: NodeId;
   readonly raft: Raft;
-  readonly store = new KvStore();
+  #store: KvStore;
+  /** Membership as of the applied index (what a snapshot taken now must record). */
+  #appliedMembership: Membership;
+  #snapshotIndex: number;
+  #pendingMembership: PendingAdmin[] = [];
+  #pendingTransfers: PendingAdmin[] = [];
   readonly #options: RaftNodeOptions;
   #pendingWrites = new Map<number, PendingWrite>();
   /** Reads waiting for their ReadIndex round, by request id. */
@@ -116,6 +144,10 @@ export class RaftNode {
     assert(options.heartbeatIntervalMs % options.tickMs === 0, "heartbeat interval must be a whole number of ticks");
     this.#options = options;
     this.id = options.id;
+    const snapshot = options.restored.snapshot;
+    this.#store = snapshot ? KvStore.restore(snapshot.data) : new KvStore();
+    this.#appliedMembership = snapshot?.metadata.membership ?? options.membership;
+    this.#snapshotIndex = snapshot?.metadata.index ?? 0;
     this.raft = new Raft(
       {
         ...RAFT_CONFIG_DEFAULTS,
@@ -129,8 +161,13 @@ export class RaftNode {
         random: options.random,
         logger: options.logger,
       },
-      { ...options.restored, membership: options.membership, applied: 0 },
+      { ...options.restored, membership: options.membership, applied: this.#snapshotIndex },
     );
+  }
+
+  /** The key-value state machine (replaced wholesale when a snapshot is installed). */
+  get store(): KvStore {
+    return this.#store;
   }
 
   /** Starts the tick timer. */
@@ -189,14 +226,50 @@ export class RaftNode {
    * committed (for an add: once the new node has caught up and been promoted to voter).
    */
   changeMembership(change: MembershipChange, callback: AdminCallback): void {
-    void change;
-    callback({ ok: false, error: new InvalidRequestError("Cannot change membership yet: membership changes are being built") });
+    const action = change.type === "add" ? `add node ${change.nodeId}` : `remove node ${change.nodeId}`;
+    const result = this.raft.proposeMembership({ type: change.type, nodeId: change.nodeId });
+    if (!result.ok) return callback({ ok: false, error: this.#adminRefusal(result, action) });
+    const satisfied =
+      change.type === "add"
+        ? (membership: Membership) => membership.voters.includes(change.nodeId)
+        : (membership: Membership) => !membership.voters.includes(change.nodeId) && !membership.learners.includes(change.nodeId);
+    // Adding a node includes its catch-up (maybe by snapshot) and promotion: allow it more time.
+    const timeoutMs = 4 * this.#options.requestTimeoutMs;
+    const deadlineMs = this.#options.timers.nowMs() + timeoutMs;
+    this.#pendingMembership.push({ timeoutMs, satisfied, callback, deadlineMs, what: action });
   }
 
   /** Hands leadership to `target` (planned maintenance); aborted after an election timeout. */
   transferLeadership(target: NodeId, callback: AdminCallback): void {
-    void target;
-    callback({ ok: false, error: new InvalidRequestError("Cannot transfer leadership yet: leadership transfer is being built") });
+    const result = this.raft.transferLeadership(target);
+    if (!result.ok) {
+      const error =
+        result.reason === "not_leader"
+          ? new NotLeaderError(result.leaderId, "transfer leadership")
+          : result.reason === "busy"
+            ? new LeadershipTransferError(`Cannot transfer leadership to node ${target}: a transfer to node ${result.transferee} is under way; wait for it to finish`)
+            : new InvalidRequestError(`Cannot transfer leadership to node ${target}: ${result.message}`);
+      return callback({ ok: false, error });
+    }
+    const timeoutMs = 2 * this.#options.electionTimeoutMs;
+    const deadlineMs = this.#options.timers.nowMs() + timeoutMs;
+    this.#pendingTransfers.push({ timeoutMs, satisfied: (_, leaderId) => leaderId === target, callback, deadlineMs, what: `transfer leadership to node ${target}` });
+  }
+
+  #adminRefusal(result: Exclude<ReturnType<Raft["proposeMembership"]>, { ok: true }>, action: string): PgraftError {
+    switch (result.reason) {
+      case "not_leader":
+        if (result.leaderId === NODE_NONE) return new NoQuorumError(action, `node ${this.id} knows no leader`);
+        return new NotLeaderError(result.leaderId, action);
+      case "transferring":
+        return new NotLeaderError(result.transferee, action);
+      case "change_in_progress":
+        return new MembershipChangeInProgressError(result.configIndex);
+      case "invalid":
+        return new InvalidRequestError(`Cannot ${action}: ${result.message}`);
+      case "busy":
+        return new BusyError("uncommitted entries", RAFT_CONFIG_DEFAULTS.uncommittedEntriesMax);
+    }
   }
 
   /** A serializable read: this node's applied state, possibly stale, available on any node. */
@@ -252,7 +325,12 @@ export class RaftNode {
       const chunk = batch.slice(start, start + this.#options.entriesPerAppendMax);
       const result = this.raft.propose(chunk.map((item) => encodeWrite(item.write)));
       if (!result.ok) {
-        const error = result.reason === "busy" ? new BusyError("uncommitted entries", RAFT_CONFIG_DEFAULTS.uncommittedEntriesMax) : this.#refusal("write")!;
+        const error =
+          result.reason === "busy"
+            ? new BusyError("uncommitted entries", RAFT_CONFIG_DEFAULTS.uncommittedEntriesMax)
+            : result.reason === "transferring"
+              ? new NotLeaderError(result.transferee, "write")
+              : this.#refusal("write")!;
         for (const item of chunk) item.callback({ ok: false, error });
         continue;
       }
@@ -289,11 +367,14 @@ export class RaftNode {
       // 2. Send.
       for (const message of ready.messages) this.#options.transport.send(message);
       // 3. Apply.
+      if (ready.snapshot) this.#installSnapshot(ready.snapshot);
       for (const entry of ready.committedEntries) this.#apply(entry);
       for (const readState of ready.readStates) this.#readRoundDone(readState.requestId, readState.index);
       if (ready.softState && ready.softState.role !== "leader") this.#lostLeadership();
+      if (ready.softState) this.#settleAdmin(this.#pendingTransfers, this.#appliedMembership, ready.softState.leaderId);
       this.raft.advance(ready);
       this.#serveReads();
+      this.#maybeSnapshot();
     }
   }
 
@@ -310,10 +391,67 @@ export class RaftNode {
     } else {
       this.store.skip(entry.index);
       this.#options.observer?.applied?.(this.id, entry);
+      if (entry.kind === "config") {
+        this.#appliedMembership = decodeMembership(entry.data);
+        this.#settleAdmin(this.#pendingMembership, this.#appliedMembership, this.raft.leaderId);
+      }
       const pending = this.#pendingWrites.get(entry.index);
       if (pending) {
         this.#pendingWrites.delete(entry.index);
         pending.callback({ ok: false, error: new SupersededError(entry.index) });
+      }
+    }
+  }
+
+  #installSnapshot(snapshot: Snapshot): void {
+    this.#store = KvStore.restore(snapshot.data);
+    this.#appliedMembership = snapshot.metadata.membership;
+    this.#snapshotIndex = snapshot.metadata.index;
+    this.#options.observer?.snapshotInstalled?.(this.id, snapshot);
+  }
+
+  /**
+   * Every pgraft.snapshot_interval applied entries, saves the state machine as a snapshot and compacts
+   * the log, keeping pgraft.max_log_entries entries behind the snapshot for followers that lag a little.
+   */
+  #maybeSnapshot(): void {
+    const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES_DEFAULT;
+    const applied = this.#store.appliedIndex;
+    if (applied - this.#snapshotIndex < interval) return;
+    const term = this.raft.log.term(applied);
+    assert(term !== undefined, `maybeSnapshot(): applied entry ${applied} is not in the log`);
+    const snapshot: Snapshot = { metadata: { index: applied, term, membership: this.#appliedMembership }, data: this.#store.snapshot() };
+    const compactThrough = Math.max(0, applied - (this.#options.logEntriesMax ?? LOG_ENTRIES_MAX_DEFAULT));
+    this.#options.persistence.save({ snapshot, entries: [] });
+    if (compactThrough > 0) this.#options.persistence.compact(compactThrough);
+    this.raft.snapshotCreated(snapshot, compactThrough);
+    this.#snapshotIndex = applied;
+    this.#options.observer?.snapshotTaken?.(this.id, snapshot, compactThrough);
+  }
+
+  #settleAdmin(pending: PendingAdmin[], membership: Membership, leaderId: NodeId): void {
+    for (let i = pending.length - 1; i >= 0; i--) {
+      const item = pending[i]!;
+      if (!item.satisfied(membership, leaderId)) continue;
+      pending.splice(i, 1);
+      item.callback({ ok: true, membership });
+    }
+  }
+
+  #expireAdmin(nowMs: number): void {
+    for (const [pending, outcome] of [
+      [this.#pendingMembership, "unknown"],
+      [this.#pendingTransfers, "failed"],
+    ] as const) {
+      for (let i = pending.length - 1; i >= 0; i--) {
+        const item = pending[i]!;
+        if (item.deadlineMs > nowMs) continue;
+        pending.splice(i, 1);
+        const error =
+          outcome === "failed"
+            ? new LeadershipTransferError(`Cannot ${item.what}: no election completed in time, so the transfer was aborted; this node still leads`)
+            : new RequestTimeoutError(item.what, item.timeoutMs, "unknown");
+        item.callback({ ok: false, error });
       }
     }
   }
@@ -346,6 +484,7 @@ export class RaftNode {
 
   #expireRequests(): void {
     const nowMs = this.#options.timers.nowMs();
+    this.#expireAdmin(nowMs);
     const timeoutMs = this.#options.requestTimeoutMs;
     for (const [index, pending] of this.#pendingWrites) {
       if (pending.deadlineMs > nowMs) continue;
