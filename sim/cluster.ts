@@ -207,7 +207,7 @@ export class SimCluster {
       observer: {
         persisting: (node, ready) => this.checker.persisting(node, ready),
         persisted: (node, ready) => this.checker.persisted(node, ready, host.node?.raft.role ?? "follower"),
-        applied: (node, entry) => this.checker.applied(node, entry),
+        applied: (node, entry) => this.checker.applied(node, entry, host.node?.raft.term ?? 0),
         snapshotInstalled: (node, snapshot) => {
           this.checker.snapshotInstalled(node, snapshot.metadata.index);
           this.#traceLine(`n${node} installed snapshot ${snapshot.metadata.index}/${snapshot.metadata.term}`);

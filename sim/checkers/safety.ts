@@ -102,8 +102,12 @@ export class SafetyChecker {
   #leaders = new Map<number, NodeId>();
   /** (index, term) -> content and previous term, as first persisted anywhere. */
   #entries = new Map<string, { content: string; previousTerm: number }>();
-  /** index -> applied entry: applied means committed. */
-  #committed = new Map<number, ShadowEntry>();
+  /**
+   * index -> applied entry (applied means committed), with an upper bound on the term in which it was
+   * committed: the lowest term any node had when it applied it. Leader Completeness binds only leaders
+   * of later terms; a leader of an older term may still win its election late (after a pause, say).
+   */
+  #committed = new Map<number, ShadowEntry & { commitTermMax: number }>();
   #committedMax = 0;
   #nodes = new Map<NodeId, NodeShadow>();
   #acknowledged = new Map<number, ShadowEntry>();
@@ -185,7 +189,7 @@ export class SafetyChecker {
   }
 
   /** A node applied `entry` to its state machine. */
-  applied(node: NodeId, entry: Entry): void {
+  applied(node: NodeId, entry: Entry, nodeTerm: number): void {
     this.checks++;
     const shadow = this.#shadow(node);
     if (entry.index !== shadow.appliedIndex + 1) {
@@ -195,13 +199,15 @@ export class SafetyChecker {
     const content = contentOf(entry);
     const known = this.#committed.get(entry.index);
     if (!known) {
-      this.#committed.set(entry.index, { term: entry.term, content });
+      this.#committed.set(entry.index, { term: entry.term, content, commitTermMax: nodeTerm });
       this.#committedMax = Math.max(this.#committedMax, entry.index);
     } else if (known.term !== entry.term || known.content !== content) {
       this.#fail(
         "State Machine Safety",
         `node ${node} applied ${content} (term ${entry.term}) at index ${entry.index}, another node applied ${known.content} (term ${known.term})`,
       );
+    } else if (nodeTerm < known.commitTermMax) {
+      known.commitTermMax = nodeTerm;
     }
   }
 
@@ -278,7 +284,7 @@ export class SafetyChecker {
     }
     this.#leaders.set(term, node);
     for (const [index, committed] of this.#committed) {
-      if (index <= log.snapshotIndex) continue;
+      if (index <= log.snapshotIndex || committed.commitTermMax >= term) continue;
       const held = log.term(index);
       if (held !== committed.term) {
         this.#fail(

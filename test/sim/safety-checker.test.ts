@@ -27,13 +27,13 @@ test("SafetyChecker accepts a valid history of replication, election and restart
   checker.persisted(1, ready([entry(1, 1), entry(2, 1)], { term: 1, vote: 1, commit: 0 }), "leader");
   checker.observe(1, "leader", 1, logView([1, 1]));
   checker.persisted(2, ready([entry(1, 1), entry(2, 1)], { term: 1, vote: 1, commit: 2 }), "follower");
-  checker.applied(1, entry(1, 1));
-  checker.applied(2, entry(1, 1));
-  checker.applied(1, entry(2, 1));
+  checker.applied(1, entry(1, 1), 1);
+  checker.applied(2, entry(1, 1), 1);
+  checker.applied(1, entry(2, 1), 1);
   checker.acknowledged(2, "command:v2");
   checker.restarted(2, { hardState: { term: 1, vote: 1, commit: 2 }, entries: [entry(1, 1), entry(2, 1)], snapshotIndex: 0 });
-  checker.applied(2, entry(1, 1));
-  checker.applied(2, entry(2, 1));
+  checker.applied(2, entry(1, 1), 1);
+  checker.applied(2, entry(2, 1), 1);
   checker.persisted(2, ready([entry(3, 2)], { term: 2, vote: 2, commit: 2 }), "leader");
   checker.observe(2, "leader", 2, logView([1, 1, 2]));
   checker.finish();
@@ -77,11 +77,20 @@ test("SafetyChecker reports equal entries over different prefixes (Log Matching)
   t.regex(error.detail, /after an entry of term 2/);
 });
 
+test("SafetyChecker lets a leader of an older term win late without an entry committed in a later term", (t) => {
+  const checker = new SafetyChecker();
+  checker.persisted(1, ready([entry(1, 4)], { term: 4, vote: 1, commit: 1 }), "leader");
+  checker.applied(1, entry(1, 4), 4);
+  // Node 3 was paused as a candidate of term 3; the votes it collected then let it win on resume.
+  checker.observe(3, "leader", 3, logView([]));
+  t.pass();
+});
+
 test("SafetyChecker reports a leader elected without a committed entry (Leader Completeness)", (t) => {
   const checker = new SafetyChecker();
   checker.persisted(1, ready([entry(1, 1), entry(2, 1)], { term: 1, vote: 1, commit: 2 }), "leader");
-  checker.applied(1, entry(1, 1));
-  checker.applied(1, entry(2, 1));
+  checker.applied(1, entry(1, 1), 1);
+  checker.applied(1, entry(2, 1), 1);
   const error = violation(t, () => checker.observe(3, "leader", 2, logView([1])));
   t.is(error.property, "Leader Completeness");
   t.regex(error.detail, /without committed entry 2/);
@@ -90,16 +99,16 @@ test("SafetyChecker reports a leader elected without a committed entry (Leader C
 test("SafetyChecker reports a committed entry removed from a follower's log", (t) => {
   const checker = new SafetyChecker();
   checker.persisted(2, ready([entry(1, 1), entry(2, 1)], { term: 1, vote: 1, commit: 2 }), "follower");
-  checker.applied(2, entry(1, 1));
-  checker.applied(2, entry(2, 1));
+  checker.applied(2, entry(1, 1), 1);
+  checker.applied(2, entry(2, 1), 1);
   const error = violation(t, () => checker.persisted(2, ready([entry(2, 2, "new")], { term: 2, vote: 3, commit: 2 }), "follower"));
   t.is(error.property, "Leader Completeness");
 });
 
 test("SafetyChecker reports two different entries applied at one index (State Machine Safety)", (t) => {
   const checker = new SafetyChecker();
-  checker.applied(1, entry(1, 1, "a"));
-  const error = violation(t, () => checker.applied(2, entry(1, 2, "b")));
+  checker.applied(1, entry(1, 1, "a"), 1);
+  const error = violation(t, () => checker.applied(2, entry(1, 2, "b"), 1));
   t.is(error.property, "State Machine Safety");
 });
 
@@ -129,7 +138,7 @@ test("SafetyChecker accepts a crash inside a save that leaves part of the new en
 
 test("SafetyChecker reports an acknowledged write that is not at its index", (t) => {
   const checker = new SafetyChecker();
-  checker.applied(1, entry(1, 1, "a"));
+  checker.applied(1, entry(1, 1, "a"), 1);
   const error = violation(t, () => checker.acknowledged(1, "command:b"));
   t.is(error.property, "Acknowledged write");
 });
