@@ -386,7 +386,13 @@ export class SimCluster {
   }
 
   #deliver(message: Message): void {
-    const host = this.#host(message.to);
+    const host = this.#hosts.get(message.to);
+    if (!host) {
+      // A member that was added to the configuration but has no machine yet: like an address nobody
+      // listens on, the message goes nowhere.
+      if (this.options.traceMessages) this.#traceLine(`drop ${describe(message)} (no such host)`);
+      return;
+    }
     if (this.options.traceMessages) this.#traceLine(`deliver ${describe(message)}`);
     this.#runOnHost(host, () => host.node?.receive(message))();
   }
