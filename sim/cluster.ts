@@ -43,6 +43,11 @@ export interface ClusterOptions {
   /** Each node's clock runs at a rate drawn from [1 - driftMax, 1 + driftMax]. */
   readonly driftMax: number;
   readonly tornWrites: boolean;
+  /**
+   * A crashed process's connections are closed by its kernel, so its peers learn of the crash after
+   * one network latency (as TCP shows it in production). Off: peers find out only by silence.
+   */
+  readonly connectionResetOnCrash?: boolean;
   /** Messages are traced one line each; off for speed in long tuning sweeps. */
   readonly traceMessages: boolean;
 }
@@ -432,6 +437,13 @@ export class SimCluster {
     host.state = "down";
     host.crashDuringWrite = false;
     host.incarnation++;
+    if (this.options.connectionResetOnCrash) {
+      for (const peer of this.#hosts.values()) {
+        if (peer === host || this.network.isCut(host.id, peer.id)) continue;
+        const latencyMs = this.network.conditions(host.id, peer.id).latencyMs;
+        this.clock.schedule(latencyMs, this.#runOnHost(peer, () => peer.node?.peerDown(host.id)));
+      }
+    }
     const fault = host.disk.crash();
     const torn = fault.kind === "crash" ? fault.tornFiles.map((file) => `${file.name}+${file.bytesKept}B`).join(" ") : "";
     this.#traceLine(`n${host.id} ${how}${torn ? ` (torn: ${torn})` : ""}`);

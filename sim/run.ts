@@ -73,6 +73,7 @@ export function runSeed(options: RunOptions): RunResult {
       network: knobs.network,
       driftMax: knobs.driftMax,
       tornWrites: knobs.tornWrites,
+      connectionResetOnCrash: knobs.connectionResetOnCrash,
       snapshotIntervalEntries: knobs.snapshotIntervalEntries,
       logEntriesMax: knobs.logEntriesMax,
       traceMessages: options.traceMessages ?? true,

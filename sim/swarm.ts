@@ -41,6 +41,8 @@ export interface Knobs {
   readonly network: LinkConditions;
   readonly driftMax: number;
   readonly tornWrites: boolean;
+  /** Peers see a crashed node's connections close (production over TCP) or only its silence. */
+  readonly connectionResetOnCrash: boolean;
   /** pgraft.snapshot_interval and pgraft.max_log_entries, small so snapshots and compaction happen often. */
   readonly snapshotIntervalEntries: number;
   readonly logEntriesMax: number;
@@ -58,6 +60,7 @@ export function quietKnobs(nodeCount: number): Knobs {
     network: { latencyMs: 2, jitterMs: 1, lossRate: 0, duplicateRate: 0 },
     driftMax: 0,
     tornWrites: false,
+    connectionResetOnCrash: true,
     snapshotIntervalEntries: 10_000,
     logEntriesMax: 10_000,
     faults: [],
@@ -82,6 +85,7 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
     },
     driftMax: random.chance(0.5) ? random.real(0, 0.05) : 0,
     tornWrites: random.chance(0.7),
+    connectionResetOnCrash: random.chance(0.5),
     snapshotIntervalEntries: random.chance(0.7) ? random.int(20, 2_000) : 10_000,
     logEntriesMax: random.pick([0, 0, 5, 20, 100, 500]),
     faults,
@@ -108,6 +112,7 @@ export function describeKnobs(knobs: Knobs): string {
     `dup=${n.duplicateRate.toFixed(3)}`,
     `drift=${knobs.driftMax.toFixed(3)}`,
     `torn=${knobs.tornWrites}`,
+    `reset=${knobs.connectionResetOnCrash}`,
     `snapshot=${knobs.snapshotIntervalEntries}/${knobs.logEntriesMax}`,
     `faults=${knobs.faults.join(",") || "none"}`,
     `every~${knobs.faultIntervalMsMean}ms`,

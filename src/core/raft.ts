@@ -373,6 +373,21 @@ export class Raft {
     }
   }
 
+  /**
+   * The runtime saw the connection to `peer` close, as it does at once when a process dies. If that
+   * peer is our leader, stop waiting out the election timeout: forget the leader (and its lease) and
+   * campaign after a short random delay, so that followers who all noticed at once rarely collide.
+   * Safety does not depend on this: if the leader is in fact alive, the followers still in its lease
+   * refuse our pre-vote (thesis 9.6), and without PreVote this only starts an election a little early.
+   */
+  peerUnreachable(peer: NodeId): void {
+    if (this.#role !== "follower" || peer !== this.#leaderId || peer === NODE_NONE) return;
+    this.#leaderId = NODE_NONE;
+    const ticksLeft = 1 + Math.floor(this.#config.random() * 2 * this.#config.heartbeatTicks);
+    this.#electionElapsed = Math.max(this.#electionElapsed, this.#randomizedElectionTicks - ticksLeft);
+    this.#logLine(`lost the connection to leader ${peer} at term ${this.#term}: campaigning in ${ticksLeft} ticks`);
+  }
+
   /** Starts an election now (tests and leadership transfer); honours PreVote. */
   campaign(): void {
     if (this.#role === "leader") return;

@@ -189,6 +189,13 @@ export class RaftNode {
     this.#processReady();
   }
 
+  /** The transport lost its connection to `peer` (its process died): maybe campaign early. */
+  peerDown(peer: NodeId): void {
+    if (this.#stopped) return;
+    this.raft.peerUnreachable(peer);
+    this.#processReady();
+  }
+
   tick(): void {
     if (this.#stopped) return;
     this.raft.tick();
