@@ -48,6 +48,10 @@ export function formatSettingValue(config: PgraftConfig, name: string, options: 
     case "pgraft.pre_vote": return onOff(config.preVote);
     case "pgraft.check_quorum": return onOff(config.checkQuorum);
     case "pgraft.client_address": return quoteSettingValue(formatHostAndPort({ host: config.clientHost, port: config.clientPort }));
+    case "pgraft.client_urls": {
+      const entries = Object.entries(config.clientUrls);
+      return entries.length === 0 ? undefined : quoteSettingValue(entries.map(([name, address]) => `${name}=${address}`).join(","));
+    }
     case "pgraft.auth": return onOff(authentication.mode !== "off");
     case "pgraft.auth_secret":
       if (sharedSecret === undefined || sharedSecret.secretFile !== undefined || options.revealSecrets !== true) return undefined;

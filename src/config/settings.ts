@@ -97,6 +97,8 @@ export interface PgraftConfig {
   readonly checkQuorum: boolean;
   readonly clientHost: string;
   readonly clientPort: number;
+  /** Member name -> "host:port" of its client API (pgraft.client_urls); empty when not set. */
+  readonly clientUrls: Readonly<Record<string, string>>;
   readonly peerAuthentication: PeerAuthentication;
   readonly tls: TlsFiles | undefined;
 }
@@ -166,6 +168,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
   const identity = readIdentity(context);
   const timing = readTiming(context);
   const client = readAddress(context, "pgraft.client_address");
+  const clientUrls = readClientUrls(context, identity.initialCluster);
   const metricsEnabled = readBoolean(context, "pgraft.metrics_enabled");
   const metricsPort = readNumber(context, "pgraft.metrics_port");
   checkPorts(context, { listen: identity.listen, client, metricsEnabled, metricsPort });
@@ -202,6 +205,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     checkQuorum: defined(values.checkQuorum, "checkQuorum"),
     clientHost: defined(client?.value.host, "clientHost"),
     clientPort: defined(client?.value.port, "clientPort"),
+    clientUrls: Object.freeze(clientUrls),
     peerAuthentication: defined(values.peerAuthentication, "peerAuthentication"),
     tls: values.tls,
   });
@@ -378,6 +382,31 @@ function readInitialCluster(context: Context): Read<ClusterMember[]> | undefined
   context.sources[name] = assignment.source;
   const members = parsed.members.map((member, index) => Object.freeze({ ...member, nodeId: index + 1 }));
   return { value: members, raw: assignment.value, source: assignment.source };
+}
+
+function readClientUrls(context: Context, cluster: readonly ClusterMember[] | undefined): Record<string, string> {
+  const name = "pgraft.client_urls";
+  const assignment = context.explicit.get(name);
+  if (assignment === undefined || assignment.value.trim() === "") {
+    context.sources[name] = DEFAULT_SOURCE;
+    return {};
+  }
+  const parsed = parseInitialCluster(assignment.value);
+  const issue = (code: ConfigIssue["code"], problem: string): void => {
+    context.issues.push({ code, setting: name, value: assignment.value, source: assignment.source, message: `Invalid value for ${quoteValue(name)} (${assignment.source}): ${problem}` });
+  };
+  for (const problem of parsed.problems) issue(problem.code, problem.problem);
+  const urls: Record<string, string> = {};
+  for (const member of parsed.members) {
+    if (cluster !== undefined && !cluster.some((known) => known.name === member.name)) {
+      const listed = cluster.map((known) => quoteValue(known.name)).join(", ");
+      issue("inconsistent", `${quoteValue(member.name)} is not a member of pgraft.initial_cluster, which lists ${listed}; use the same names in both`);
+      continue;
+    }
+    urls[member.name] = formatHostAndPort(member);
+  }
+  context.sources[name] = assignment.source;
+  return urls;
 }
 
 function findSelf(context: Context, name: Read<string>, cluster: Read<ClusterMember[]>): ClusterMember | undefined {

@@ -1,0 +1,256 @@
+/**
+ * The KvBackend over a RaftNode: what production serves the client API with.
+ *
+ * Writes go through the Raft log; linearizable ranges and read-only transactions take a ReadIndex round
+ * (RaftNode.read) and are evaluated inside its callback, when the applied state has reached the read
+ * index and before anything else is applied, so a prefix range is one consistent cut. Serializable
+ * ranges read this node's applied state at once.
+ *
+ * What the state machine (src/kv/command.ts) cannot do atomically yet is refused with 501
+ * UNIMPLEMENTED rather than approximated: one command writes one key, so a range delete, prev_kv, and
+ * a transaction other than a single compare-and-set are refused. A transaction of the shape
+ *   compare [{key K, target VERSION (or CREATE or MOD with 0), result EQUAL}], success [put K], failure []
+ * becomes the `cas` command (CREATE = 0 and MOD = 0 both mean "K is absent", which is version 0).
+ * src/api/README.md proposes the `txn` command that lifts these limits.
+ */
+import type { RaftStatus } from "../core/raft.ts";
+import type { NodeId } from "../core/types.ts";
+import { RequestTimeoutError, type ErrorOutcome } from "../errors.ts";
+import type { KvStore } from "../kv/kv-store.ts";
+import type { ClientCallback, ClientResult } from "../node/raft-node.ts";
+import type { KvWrite } from "../kv/command.ts";
+import type { Timers } from "../node/environment.ts";
+import { UnimplementedError } from "./errors.ts";
+import { clusterIdNumber } from "./header.ts";
+import { applyTxn, evaluateRange, isReadOnlyTxn, readOnlyStore } from "./kv-model.ts";
+import type {
+  DeleteRangeRequest,
+  DeleteRangeResponse,
+  KvBackend,
+  LeaderInfo,
+  PutRequest,
+  PutResponse,
+  RangeRequest,
+  RangeResponse,
+  ResponseHeader,
+  TxnRequest,
+  TxnResponse,
+} from "./kv-types.ts";
+
+/** The part of RaftNode the backend uses (RaftNode fits as is). */
+export interface RaftNodeLike {
+  readonly id: NodeId;
+  readonly store: Pick<KvStore, "get" | "keys" | "appliedIndex">;
+  status(): RaftStatus;
+  write(write: KvWrite, callback: ClientCallback): void;
+  read(key: string, callback: ClientCallback): void;
+}
+
+export interface RaftNodeBackendOptions {
+  readonly node: RaftNodeLike;
+  /** pgraft.cluster_id. */
+  readonly clusterId: string;
+  /**
+   * The node's own request timeout. The node answers every request within it while it runs; a request
+   * still unanswered `graceMs` later (a stopped node answers nobody) fails with RequestTimeoutError.
+   */
+  readonly requestTimeoutMs: number;
+  readonly graceMs?: number;
+  /** Timers for the backstop (default: setTimeout, unref'd so a backstop never keeps a process alive). */
+  readonly timers?: Timers;
+  /** Called with each successful write's latency, proposal to apply, in seconds. */
+  readonly observeWriteLatency?: (seconds: number) => void;
+}
+
+const GRACE_MS_DEFAULT = 1000;
+
+const BACKSTOP_TIMERS: Timers = {
+  nowMs: () => performance.now(),
+  after(delayMs, callback) {
+    const timer = setTimeout(callback, delayMs);
+    timer.unref();
+    return { cancel: () => clearTimeout(timer) };
+  },
+};
+
+/** One compare-and-set, the only multi-part write the state machine applies today. */
+interface CasShape {
+  readonly key: string;
+  readonly expectedVersion: number;
+  readonly value: string;
+}
+
+export class RaftNodeBackend implements KvBackend {
+  readonly #node: RaftNodeLike;
+  readonly #clusterId: string;
+  readonly #memberId: string;
+  readonly #backstopMs: number;
+  readonly #timers: Timers;
+  readonly #observeWriteLatency: ((seconds: number) => void) | undefined;
+
+  constructor(options: RaftNodeBackendOptions) {
+    this.#node = options.node;
+    this.#clusterId = clusterIdNumber(options.clusterId);
+    this.#memberId = String(options.node.id);
+    this.#backstopMs = options.requestTimeoutMs + (options.graceMs ?? GRACE_MS_DEFAULT);
+    this.#timers = options.timers ?? BACKSTOP_TIMERS;
+    this.#observeWriteLatency = options.observeWriteLatency;
+  }
+
+  put(request: PutRequest): Promise<PutResponse> {
+    if (request.prevKv) {
+      return Promise.reject(
+        new UnimplementedError(
+          "prev_kv",
+          `Cannot return "prev_kv" for a put: pgraft's state machine does not return a key's previous value yet; omit "prev_kv" (reading the key first is not atomic)`,
+        ),
+      );
+    }
+    return this.#write({ op: "put", key: request.key, value: request.value }, (result) => ({ header: this.#header(result.index) }));
+  }
+
+  range(request: RangeRequest): Promise<RangeResponse> {
+    if (request.serializable) {
+      try {
+        return Promise.resolve(this.#evaluateRange(request));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#call("read", "failed", (callback) => this.#node.read(request.key, callback), () => this.#evaluateRange(request));
+  }
+
+  deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
+    if (request.rangeEnd.length > 0) {
+      return Promise.reject(
+        new UnimplementedError(
+          "range_end",
+          `Cannot delete a range of keys: pgraft's state machine deletes one key per command today; omit "range_end" and delete the keys one by one (list them with /v3/kv/range and "keys_only"; that is not atomic)`,
+        ),
+      );
+    }
+    if (request.prevKv) {
+      return Promise.reject(
+        new UnimplementedError(
+          "prev_kv",
+          `Cannot return "prev_kv" for a delete: pgraft's state machine does not return a key's previous value yet; omit "prev_kv"`,
+        ),
+      );
+    }
+    return this.#write({ op: "delete", key: request.key }, (result) => ({
+      deleted: result.output.op === "delete" && result.output.deleted ? 1 : 0,
+      prevKvs: [],
+      header: this.#header(result.index),
+    }));
+  }
+
+  txn(request: TxnRequest): Promise<TxnResponse> {
+    if (isReadOnlyTxn(request)) {
+      const key = request.compare[0]?.key ?? "";
+      return this.#call(
+        "read",
+        "failed",
+        (callback) => this.#node.read(key, callback),
+        () => {
+          const revision = this.#node.store.appliedIndex;
+          return { ...applyTxn(readOnlyStore(this.#node.store), request, revision), header: this.#header(revision) };
+        },
+      );
+    }
+    const cas = casShape(request);
+    if (cas === undefined) return Promise.reject(new UnimplementedError("txn", describeTxnLimit(request)));
+    return this.#write({ op: "cas", key: cas.key, expectedVersion: cas.expectedVersion, value: cas.value }, (result) => {
+      const succeeded = result.output.op === "cas" && result.output.succeeded;
+      return { succeeded, responses: succeeded ? [{ type: "put", result: {} }] : [], header: this.#header(result.index) };
+    });
+  }
+
+  header(): ResponseHeader {
+    return this.#header(this.#node.store.appliedIndex);
+  }
+
+  leader(): LeaderInfo {
+    const status = this.#node.status();
+    return { isLeader: status.role === "leader", leaderId: status.leaderId };
+  }
+
+  #header(revision: number): ResponseHeader {
+    return { clusterId: this.#clusterId, memberId: this.#memberId, revision, raftTerm: this.#node.status().term };
+  }
+
+  #evaluateRange(request: RangeRequest): RangeResponse {
+    const revision = this.#node.store.appliedIndex;
+    return { ...evaluateRange(this.#node.store, request, revision), header: this.#header(revision) };
+  }
+
+  #write<T>(write: KvWrite, onApplied: (result: ClientResult & { ok: true }) => T): Promise<T> {
+    const startMs = this.#timers.nowMs();
+    return this.#call("write", "unknown", (callback) => this.#node.write(write, callback), (result) => {
+      this.#observeWriteLatency?.((this.#timers.nowMs() - startMs) / 1000);
+      return onApplied(result);
+    });
+  }
+
+  /**
+   * Runs one node request. `onResult` runs inside the node's callback, synchronously, so it sees the
+   * state exactly as of the write's apply or the read's index: nothing else is applied in between.
+   */
+  #call<T>(
+    action: "read" | "write",
+    outcomeOnTimeout: ErrorOutcome,
+    start: (callback: ClientCallback) => void,
+    onResult: (result: ClientResult & { ok: true }) => T,
+  ): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const backstop = this.#timers.after(this.#backstopMs, () => {
+        if (settled) return;
+        settled = true;
+        reject(new RequestTimeoutError(action, this.#backstopMs, outcomeOnTimeout));
+      });
+      try {
+        start((result) => {
+          if (settled) return;
+          settled = true;
+          backstop.cancel();
+          if (!result.ok) return reject(result.error);
+          try {
+            resolve(onResult(result));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      } catch (error) {
+        settled = true;
+        backstop.cancel();
+        reject(error);
+      }
+    });
+  }
+}
+
+/** The transaction as one `cas` command, or undefined when it has another shape. */
+export function casShape(request: TxnRequest): CasShape | undefined {
+  if (request.compare.length !== 1 || request.success.length !== 1 || request.failure.length !== 0) return undefined;
+  const compare = request.compare[0]!;
+  const op = request.success[0]!;
+  if (compare.result !== "EQUAL" || compare.rangeEnd.length > 0) return undefined;
+  if (op.type !== "put" || op.request.key !== compare.key || op.request.prevKv) return undefined;
+  let expectedVersion: number;
+  if (compare.target === "VERSION") expectedVersion = compare.operand;
+  else if ((compare.target === "CREATE" || compare.target === "MOD") && compare.operand === 0) expectedVersion = 0;
+  else return undefined;
+  return { key: compare.key, expectedVersion, value: op.request.value };
+}
+
+function describeTxnLimit(request: TxnRequest): string {
+  const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? "" : "s"}`;
+  const targets = [...new Set(request.compare.map((compare) => `${compare.target} ${compare.result}`))].join(", ") || "none";
+  return (
+    `Cannot run this transaction: pgraft's state machine applies one compare-and-set per command today, so a transaction must ` +
+    `either only read (any compares, range ops only), or hold exactly one compare of one key's version for EQUAL ` +
+    `(or create_revision or mod_revision EQUAL 0, meaning absent), one put of that same key on success, and nothing on failure; ` +
+    `this one has ${count(request.compare.length, "compare")} (${targets}), ${count(request.success.length, "success op")} and ` +
+    `${count(request.failure.length, "failure op")}; split it into such steps, or wait for multi-op transactions`
+  );
+}

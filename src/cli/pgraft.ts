@@ -1,0 +1,173 @@
+/**
+ * The `pgraft` command: `pgraft start` runs a node, `pgraft status` shows the cluster from any node
+ * (one line per member, like `patronictl list`), `pgraft version` prints the version.
+ *
+ *   pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
+ *   pgraft status [--endpoints http://host:port,...] [--config FILE] [--json]
+ *
+ * Settings come from a standalone file in postgresql.conf syntax (--config, only pgraft.* names), from
+ * a real postgresql.conf (--postgresql-conf, where other names are PostgreSQL's own), then from
+ * command-line overrides; later wins. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or settings.
+ */
+import { ConfigError, loadPgraftConfig, type PgraftConfig, type SettingsFileReference } from "../config/index.ts";
+import type { ClusterReport } from "../api/index.ts";
+import { StorageCorruptionError } from "../storage/raft-storage.ts";
+import { createLogger } from "../server/logger.ts";
+import { NodeServer } from "../server/node-server.ts";
+import { PACKAGE_VERSION } from "../server/version.ts";
+
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+const USAGE = `Usage:
+  pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
+  pgraft status [--endpoints http://host:port,...] [--config FILE] [pgraft.NAME=VALUE ...] [--json]
+  pgraft version`;
+
+interface Parsed {
+  readonly files: SettingsFileReference[];
+  readonly overrides: string[];
+  readonly endpoints: string[];
+  readonly json: boolean;
+}
+
+export function parseArguments(argv: readonly string[]): Parsed {
+  const files: SettingsFileReference[] = [];
+  const overrides: string[] = [];
+  const endpoints: string[] = [];
+  let json = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): string => {
+      const next = argv[++i];
+      if (next === undefined) throw new UsageError(`Missing value for ${arg}\n${USAGE}`);
+      return next;
+    };
+    if (arg === "--config") files.push({ path: value(), mode: "standalone" });
+    else if (arg === "--postgresql-conf") files.push({ path: value(), mode: "postgresql" });
+    else if (arg === "--endpoints") endpoints.push(...value().split(",").map((url) => url.trim()).filter((url) => url.length > 0));
+    else if (arg === "--json") json = true;
+    else if (/^(--)?pgraft\./.test(arg)) overrides.push(arg);
+    else throw new UsageError(`Unknown argument "${arg}"\n${USAGE}`);
+  }
+  return { files, overrides, endpoints, json };
+}
+
+function loadConfig(parsed: Parsed): PgraftConfig {
+  const loaded = loadPgraftConfig({ files: parsed.files, commandLine: parsed.overrides, environment: { PGDATA: process.env.PGDATA } });
+  for (const warning of loaded.warnings) process.stderr.write(`pgraft: warning: ${warning.message}\n`);
+  return loaded.config;
+}
+
+async function start(argv: readonly string[]): Promise<number> {
+  const config = loadConfig(parseArguments(argv));
+  const logger = createLogger({ name: config.name, level: process.env.PGRAFT_LOG_LEVEL ?? "info" });
+  let server: NodeServer;
+  try {
+    server = await NodeServer.start({ config, logger });
+  } catch (error) {
+    if (error instanceof StorageCorruptionError) {
+      logger.fatal({ file: error.file, offset: error.offset }, error.message);
+      return 1;
+    }
+    throw error;
+  }
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string): void => {
+      logger.info(`received ${signal}: stopping`);
+      void server.stop().then(resolve);
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  return 0;
+}
+
+async function fetchReport(url: string, timeoutMs: number): Promise<ClusterReport> {
+  const response = await fetch(`${url.replace(/\/$/, "")}/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
+  if (!response.ok) throw new Error(`${url}/cluster answered ${response.status}`);
+  return (await response.json()) as ClusterReport;
+}
+
+function statusEndpoints(parsed: Parsed): string[] {
+  if (parsed.endpoints.length > 0) return parsed.endpoints;
+  if (parsed.files.length === 0 && parsed.overrides.length === 0) return ["http://127.0.0.1:2379"];
+  const config = loadConfig(parsed);
+  const urls = Object.values(config.clientUrls).map((address) => `http://${address}`);
+  return urls.length > 0 ? urls : [`http://${config.clientHost}:${config.clientPort}`];
+}
+
+/** Renders members as an aligned table. */
+export function formatStatus(report: ClusterReport): string {
+  const leader = report.members.find((member) => member.id === report.leader_id);
+  const header = ["Member", "Id", "Role", "State", "Term", "Commit", "Applied", "Lag", "Reachable"];
+  const rows = report.members.map((member) => [
+    member.name ?? `node ${member.id}`,
+    String(member.id),
+    member.role ?? "-",
+    member.state,
+    member.term === null ? "-" : String(member.term),
+    member.commit === null ? "-" : String(member.commit),
+    member.applied === null ? "-" : String(member.applied),
+    member.lag === null ? "-" : String(member.lag),
+    member.reachable === null ? "-" : member.reachable ? "yes" : "NO",
+  ]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ")} |`;
+  const rule = `+${widths.map((width) => "-".repeat(width + 2)).join("+")}+`;
+  const title = `Cluster: ${report.cluster_id} (leader: ${leader ? `${leader.name ?? leader.id} (node ${leader.id})` : "none"}, term ${report.term})`;
+  return [title, rule, line(header), rule, ...rows.map(line), rule].join("\n");
+}
+
+async function status(argv: readonly string[]): Promise<number> {
+  const parsed = parseArguments(argv);
+  const endpoints = statusEndpoints(parsed);
+  const errors: string[] = [];
+  // Prefer the leader's view: it knows every member's replication progress.
+  const reports: ClusterReport[] = [];
+  for (const url of endpoints) {
+    try {
+      reports.push(await fetchReport(url, 2_000));
+    } catch (error) {
+      errors.push(`${url}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  if (reports.length === 0) {
+    process.stderr.write(`pgraft: Cannot read the cluster status: no endpoint answered (${errors.join("; ")}); check that the nodes run and --endpoints is right\n`);
+    return 1;
+  }
+  const report = reports.find((candidate) => candidate.leader_id === candidate.member_id) ?? reports[0]!;
+  process.stdout.write(parsed.json ? `${JSON.stringify(report)}\n` : `${formatStatus(report)}\n`);
+  for (const error of errors) process.stderr.write(`pgraft: warning: ${error}\n`);
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "start":
+        return await start(rest);
+      case "status":
+        return await status(rest);
+      case "version":
+      case "--version":
+        process.stdout.write(`pgraft ${PACKAGE_VERSION}\n`);
+        return 0;
+      case undefined:
+      case "help":
+      case "--help":
+        process.stdout.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`Unknown command "${command}"\n${USAGE}`);
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof UsageError) {
+      process.stderr.write(`pgraft: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,11 @@
+/** The public surface of pgraft's Prometheus metrics. */
+export {
+  createMetricsRoute,
+  FSYNC_BUCKETS_SECONDS,
+  LATENCY_BUCKETS_SECONDS,
+  NodeMetrics,
+  type NodeMetricsOptions,
+  type ProposalOutcome,
+  type RequestOutcome,
+  type TransportView,
+} from "./metrics.ts";

@@ -1,0 +1,208 @@
+/**
+ * `pgraft start`: one production node. It wires the same RaftNode the simulator runs to the real world:
+ * the data directory through FileDisk and RaftStorage, peers through the authenticated TCP transport,
+ * clients through the etcd-compatible HTTP API with the health endpoints beside it, and Prometheus
+ * metrics on their own port when pgraft.metrics_enabled is on.
+ */
+import { performance } from "node:perf_hooks";
+import { ClientApi, createHealthRoute, RaftNodeBackend, startHttpServer, type RunningHttpServer } from "../api/index.ts";
+import type { PgraftConfig } from "../config/index.ts";
+import type { NodeId } from "../core/types.ts";
+import { createMetricsRoute, NodeMetrics } from "../metrics/index.ts";
+import { RaftNode } from "../node/raft-node.ts";
+import { RealTimers } from "../node/real-timers.ts";
+import { FileDisk } from "../storage/file-disk.ts";
+import { RaftStorage } from "../storage/raft-storage.ts";
+import { TcpTransport } from "../transport/index.ts";
+import type { PgraftLogger } from "./logger.ts";
+import { PACKAGE_VERSION } from "./version.ts";
+
+/** The client API waits this long for the node's own answer before giving up on a request. */
+const REQUEST_TIMEOUT_MS = 5_000;
+
+export interface NodeServerOptions {
+  readonly config: PgraftConfig;
+  readonly logger: PgraftLogger;
+}
+
+/** The largest tick, at most 10 ms, that divides both timeouts (the core counts time in ticks). */
+export function tickMsFor(electionTimeoutMs: number, heartbeatIntervalMs: number): number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const common = gcd(electionTimeoutMs, heartbeatIntervalMs);
+  for (let tickMs = Math.min(10, common); tickMs > 1; tickMs--) if (common % tickMs === 0) return tickMs;
+  return 1;
+}
+
+/** The transport writes "pgraft: ..." itself; the logger adds the prefix once. */
+function withoutPrefix(line: string): string {
+  return line.startsWith("pgraft: ") ? line.slice("pgraft: ".length) : line;
+}
+
+export class NodeServer {
+  readonly config: PgraftConfig;
+  readonly node: RaftNode;
+  readonly transport: TcpTransport;
+  readonly metrics: NodeMetrics;
+  readonly #disk: FileDisk;
+  readonly #logger: PgraftLogger;
+  #client: RunningHttpServer | undefined;
+  #metricsServer: RunningHttpServer | undefined;
+  #stopped = false;
+
+  private constructor(options: NodeServerOptions, disk: FileDisk, storage: RaftStorage) {
+    const { config, logger } = options;
+    this.config = config;
+    this.#disk = disk;
+    this.#logger = logger;
+    const members = config.initialCluster;
+    const state = storage.state();
+    const tickMs = tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs);
+    const electionTimeoutTicks = config.electionTimeoutMs / tickMs;
+    const nameOf = (id: NodeId): string => members.find((member) => member.nodeId === id)?.name ?? `node ${id}`;
+    let node: RaftNode | undefined;
+    this.transport = TcpTransport.fromConfig(config, {
+      onMessage: (message) => node?.receive(message),
+      // The transport logs peers going up and down itself; the node only needs to know.
+      onPeerDown: (event) => node?.peerDown(event.nodeId),
+      logger: { info: (line) => logger.info(withoutPrefix(line)), warn: (line) => logger.warn(withoutPrefix(line)) },
+    });
+    this.metrics = new NodeMetrics({
+      status: () => (this.#stopped ? undefined : node?.status()),
+      transport: () => ({ counters: this.transport.counters(), peers: this.transport.peers() }),
+      electionTimeoutTicks,
+      info: { nodeId: config.nodeId, name: config.name, clusterId: config.clusterId, version: PACKAGE_VERSION },
+      processMetrics: true,
+    });
+    let role: string | undefined;
+    let leaderId: NodeId | undefined;
+    node = new RaftNode({
+      id: config.nodeId,
+      membership: { voters: members.map((member) => member.nodeId), learners: [] },
+      tickMs,
+      electionTimeoutMs: config.electionTimeoutMs,
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      preVote: config.preVote,
+      checkQuorum: config.checkQuorum,
+      entriesPerAppendMax: config.entriesPerAppendMax,
+      maxBatchDelayMs: config.maxBatchDelayMs,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      snapshotIntervalEntries: config.snapshotIntervalEntries,
+      logEntriesMax: config.logEntriesMax,
+      restored: state,
+      persistence: {
+        save: (batch) => {
+          const startMs = performance.now();
+          storage.save(batch);
+          this.metrics.observeFsync((performance.now() - startMs) / 1000);
+        },
+        compact: (throughIndex) => storage.compact(throughIndex),
+      },
+      transport: this.transport,
+      timers: new RealTimers(),
+      random: Math.random,
+      logger: (line) => logger.info(`node ${line}`),
+      observer: {
+        persisted: (_, ready) => {
+          const soft = ready.softState;
+          if (!soft) return;
+          if (soft.role !== role) {
+            role = soft.role;
+            logger.info({ role, term: node?.raft.term }, `${config.name} is now ${role} at term ${node?.raft.term}`);
+          }
+          if (soft.leaderId !== leaderId) {
+            leaderId = soft.leaderId;
+            if (leaderId !== 0) logger.info({ leader: leaderId }, `leader changed to ${nameOf(leaderId)} (node ${leaderId}) at term ${node?.raft.term}`);
+            else logger.warn(`no leader known at term ${node?.raft.term}`);
+          }
+        },
+        snapshotTaken: (_, snapshot, compactThrough) => {
+          this.metrics.recordSnapshot("taken");
+          logger.info(`snapshot taken at index ${snapshot.metadata.index}, log compacted through ${compactThrough}`);
+        },
+        snapshotInstalled: (_, snapshot) => {
+          this.metrics.recordSnapshot("installed");
+          logger.info(`snapshot installed from the leader at index ${snapshot.metadata.index}`);
+        },
+      },
+    });
+    this.node = node;
+  }
+
+  /** Opens the data directory, starts the transport, the node and the HTTP endpoints. */
+  static async start(options: NodeServerOptions): Promise<NodeServer> {
+    const { config, logger } = options;
+    const disk = new FileDisk(config.dataDir);
+    let storage: RaftStorage;
+    try {
+      storage = RaftStorage.open(disk, { segmentEntriesMax: Math.max(64, config.logEntriesMax) });
+    } catch (error) {
+      disk.close();
+      throw error;
+    }
+    const state = storage.state();
+    logger.info(
+      { dataDir: config.dataDir, term: state.hardState.term, entries: state.entries.length, snapshot: state.snapshot?.metadata.index ?? 0 },
+      `starting ${config.name} (node ${config.nodeId}) of cluster ${config.clusterId}: term ${state.hardState.term}, ${state.entries.length} log entries`,
+    );
+    const server = new NodeServer(options, disk, storage);
+    try {
+      await server.#startEndpoints();
+    } catch (error) {
+      await server.stop();
+      throw error;
+    }
+    return server;
+  }
+
+  get clientUrl(): string {
+    return this.#client?.url ?? `http://${this.config.clientHost}:${this.config.clientPort}`;
+  }
+
+  get metricsUrl(): string | undefined {
+    return this.#metricsServer?.url;
+  }
+
+  async #startEndpoints(): Promise<void> {
+    const config = this.config;
+    const logger = this.#logger;
+    const listen = await this.transport.start();
+    logger.info(`listening for peers on ${listen.host}:${listen.port}`);
+    this.node.start();
+    const urlOf = (id: NodeId): string | undefined => {
+      const member = config.initialCluster.find((candidate) => candidate.nodeId === id);
+      const address = member ? config.clientUrls[member.name] : undefined;
+      return address ? `http://${address}` : undefined;
+    };
+    const apiLogger = { warn: (line: string) => logger.warn(line), error: (line: string) => logger.error(line) };
+    const backend = new RaftNodeBackend({
+      node: this.node,
+      clusterId: config.clusterId,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      observeWriteLatency: (seconds) => this.metrics.observeCommitLatency(seconds),
+    });
+    const api = new ClientApi({ backend, peerClientUrls: urlOf, logger: apiLogger });
+    const health = createHealthRoute({
+      status: () => (this.#stopped ? undefined : this.node.status()),
+      clusterId: config.clusterId,
+      memberName: (id) => config.initialCluster.find((member) => member.nodeId === id)?.name,
+      electionTimeoutTicks: config.electionTimeoutMs / tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs),
+      peerHealthUrls: urlOf,
+    });
+    this.#client = await startHttpServer({ host: config.clientHost, port: config.clientPort, routes: [api.route, health], logger: apiLogger });
+    logger.info(`client API and health endpoints on ${this.#client.url}`);
+    if (config.metricsEnabled) {
+      this.#metricsServer = await startHttpServer({ host: config.clientHost, port: config.metricsPort, routes: [createMetricsRoute(this.metrics)], logger: apiLogger });
+      logger.info(`Prometheus metrics on ${this.#metricsServer.url}/metrics`);
+    }
+  }
+
+  /** Stops serving; the data directory stays as it is (a restart recovers from it). */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.node.stop();
+    await Promise.allSettled([this.transport.close(), this.#client?.close(), this.#metricsServer?.close()]);
+    this.#disk.close();
+    this.#logger.info(`${this.config.name} stopped`);
+  }
+}
