@@ -6,12 +6,12 @@
  * index and before anything else is applied, so a prefix range is one consistent cut. Serializable
  * ranges read this node's applied state at once.
  *
- * What the state machine (src/kv/command.ts) cannot do atomically yet is refused with 501
- * UNIMPLEMENTED rather than approximated: one command writes one key, so a range delete, prev_kv, and
- * a transaction other than a single compare-and-set are refused. A transaction of the shape
+ * Writes map onto the state machine's commands (src/kv/command.ts): a plain put or delete of one key
+ * is a `put` or `delete`; a transaction of the shape
  *   compare [{key K, target VERSION (or CREATE or MOD with 0), result EQUAL}], success [put K], failure []
- * becomes the `cas` command (CREATE = 0 and MOD = 0 both mean "K is absent", which is version 0).
- * src/api/README.md proposes the `txn` command that lifts these limits.
+ * is a `cas` (CREATE = 0 and MOD = 0 both mean "K is absent", which is version 0); everything else (any
+ * other transaction, a range delete, prev_kv) is a `txn` command that the state machine applies
+ * atomically at one index with etcd's rules (src/api/kv-model.ts).
  */
 import type { RaftStatus } from "../core/raft.ts";
 import type { NodeId } from "../core/types.ts";
@@ -20,12 +20,16 @@ import type { KvStore } from "../kv/kv-store.ts";
 import type { ClientCallback, ClientResult } from "../node/raft-node.ts";
 import type { KvWrite } from "../kv/command.ts";
 import type { Timers } from "../node/environment.ts";
-import { UnimplementedError } from "./errors.ts";
+import { assert } from "../assert.ts";
+import { encodeTxnCommand } from "./txn-codec.ts";
 import { clusterIdNumber } from "./header.ts";
 import { applyTxn, evaluateRange, isReadOnlyTxn, readOnlyStore } from "./kv-model.ts";
 import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
+  DeleteRangeResult,
+  PutResult,
+  TxnResult,
   KvBackend,
   LeaderInfo,
   PutRequest,
@@ -99,12 +103,11 @@ export class RaftNodeBackend implements KvBackend {
 
   put(request: PutRequest): Promise<PutResponse> {
     if (request.prevKv) {
-      return Promise.reject(
-        new UnimplementedError(
-          "prev_kv",
-          `Cannot return "prev_kv" for a put: pgraft's state machine does not return a key's previous value yet; omit "prev_kv" (reading the key first is not atomic)`,
-        ),
-      );
+      // The previous value must be read in the same step as the write: a one-operation transaction.
+      return this.#transaction({ compare: [], success: [{ type: "put", request }], failure: [] }).then((result) => ({
+        ...(result.responses[0]!.result as PutResult),
+        header: result.header,
+      }));
     }
     return this.#write({ op: "put", key: request.key, value: request.value }, (result) => ({ header: this.#header(result.index) }));
   }
@@ -121,21 +124,12 @@ export class RaftNodeBackend implements KvBackend {
   }
 
   deleteRange(request: DeleteRangeRequest): Promise<DeleteRangeResponse> {
-    if (request.rangeEnd.length > 0) {
-      return Promise.reject(
-        new UnimplementedError(
-          "range_end",
-          `Cannot delete a range of keys: pgraft's state machine deletes one key per command today; omit "range_end" and delete the keys one by one (list them with /v3/kv/range and "keys_only"; that is not atomic)`,
-        ),
-      );
-    }
-    if (request.prevKv) {
-      return Promise.reject(
-        new UnimplementedError(
-          "prev_kv",
-          `Cannot return "prev_kv" for a delete: pgraft's state machine does not return a key's previous value yet; omit "prev_kv"`,
-        ),
-      );
+    if (request.rangeEnd.length > 0 || request.prevKv) {
+      // A range of keys, or the deleted values, in one atomic step: a one-operation transaction.
+      return this.#transaction({ compare: [], success: [{ type: "delete_range", request }], failure: [] }).then((result) => ({
+        ...(result.responses[0]!.result as DeleteRangeResult),
+        header: result.header,
+      }));
     }
     return this.#write({ op: "delete", key: request.key }, (result) => ({
       deleted: result.output.op === "delete" && result.output.deleted ? 1 : 0,
@@ -158,10 +152,20 @@ export class RaftNodeBackend implements KvBackend {
       );
     }
     const cas = casShape(request);
-    if (cas === undefined) return Promise.reject(new UnimplementedError("txn", describeTxnLimit(request)));
+    if (cas === undefined) return this.#transaction(request);
     return this.#write({ op: "cas", key: cas.key, expectedVersion: cas.expectedVersion, value: cas.value }, (result) => {
       const succeeded = result.output.op === "cas" && result.output.succeeded;
       return { succeeded, responses: succeeded ? [{ type: "put", result: {} }] : [], header: this.#header(result.index) };
+    });
+  }
+
+  /** Any transaction, applied atomically by the state machine at one log index. */
+  #transaction(request: TxnRequest): Promise<TxnResponse> {
+    const key = request.compare[0]?.key ?? firstKey(request) ?? "";
+    return this.#write({ op: "txn", key, request: encodeTxnCommand(request) }, (result) => {
+      const output = result.output;
+      assert(output.op === "txn", `a transaction completed as ${output.op}`);
+      return { ...(output.result as TxnResult), header: this.#header(result.index) };
     });
   }
 
@@ -243,14 +247,9 @@ export function casShape(request: TxnRequest): CasShape | undefined {
   return { key: compare.key, expectedVersion, value: op.request.value };
 }
 
-function describeTxnLimit(request: TxnRequest): string {
-  const count = (n: number, what: string): string => `${n} ${what}${n === 1 ? "" : "s"}`;
-  const targets = [...new Set(request.compare.map((compare) => `${compare.target} ${compare.result}`))].join(", ") || "none";
-  return (
-    `Cannot run this transaction: pgraft's state machine applies one compare-and-set per command today, so a transaction must ` +
-    `either only read (any compares, range ops only), or hold exactly one compare of one key's version for EQUAL ` +
-    `(or create_revision or mod_revision EQUAL 0, meaning absent), one put of that same key on success, and nothing on failure; ` +
-    `this one has ${count(request.compare.length, "compare")} (${targets}), ${count(request.success.length, "success op")} and ` +
-    `${count(request.failure.length, "failure op")}; split it into such steps, or wait for multi-op transactions`
-  );
+
+function firstKey(request: TxnRequest): string | undefined {
+  const op = request.success[0] ?? request.failure[0];
+  if (op === undefined) return undefined;
+  return op.type === "txn" ? firstKey(op.request) : op.request.key;
 }

@@ -5,20 +5,35 @@
  *
  * Writes travel through the Raft log as JSON strings; reads never enter the log (ReadIndex serves them).
  */
-export type KvWrite =
+/** The single-key writes: what the simulator's clients issue and its linearizability model knows. */
+export type KvSimpleWrite =
   | { readonly op: "put"; readonly key: string; readonly value: string }
   | { readonly op: "delete"; readonly key: string }
   | { readonly op: "cas"; readonly key: string; readonly expectedVersion: number; readonly value: string };
 
+export type KvWrite =
+  | KvSimpleWrite
+  /**
+   * An etcd transaction (compares, then success or failure operations, over any keys), applied
+   * atomically at one index. `request` is the encoded TxnRequest (src/api/txn-codec.ts); `key` names
+   * the first key it touches, for logs and for the per-key bookkeeping of clients.
+   */
+  | { readonly op: "txn"; readonly key: string; readonly request: string };
+
 export type KvRead = { readonly op: "get"; readonly key: string };
 
-export type KvInput = KvWrite | KvRead;
+export type KvInput = KvSimpleWrite | KvRead;
 
 export type KvOutput =
   | { readonly op: "put"; readonly version: number }
   | { readonly op: "get"; readonly value: string | null; readonly version: number }
   | { readonly op: "delete"; readonly deleted: boolean }
   | { readonly op: "cas"; readonly succeeded: boolean; readonly version: number };
+
+/** A transaction's result (the API's TxnResult), handed back to the client that proposed it. */
+export type KvTxnOutput = { readonly op: "txn"; readonly result: unknown };
+
+export type KvWriteOutput = KvOutput | KvTxnOutput;
 
 export const KEY_BYTES_MAX = 4096;
 export const VALUE_BYTES_MAX = 1024 * 1024;
@@ -40,6 +55,9 @@ export function decodeWrite(data: string): KvWrite {
 export function validateWrite(write: KvWrite): string | undefined {
   if (typeof write.key !== "string" || write.key.length === 0) return "Cannot write: the key must be a non-empty string";
   if (write.key.length > KEY_BYTES_MAX) return `Cannot write: the key is ${write.key.length} characters long; at most ${KEY_BYTES_MAX} are allowed`;
+  if (write.op === "txn") {
+    return write.request.length > VALUE_BYTES_MAX ? `Cannot write: the transaction is ${write.request.length} characters long; at most ${VALUE_BYTES_MAX} are allowed` : undefined;
+  }
   if (write.op !== "delete" && typeof write.value !== "string") return "Cannot write: the value must be a string";
   if (write.op !== "delete" && write.value.length > VALUE_BYTES_MAX) {
     return `Cannot write: the value is ${write.value.length} characters long; at most ${VALUE_BYTES_MAX} are allowed`;

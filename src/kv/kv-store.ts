@@ -4,7 +4,9 @@
  * and the Raft indexes that created and last modified it (etcd's create_revision and mod_revision).
  */
 import { assert } from "../assert.ts";
-import type { KvOutput, KvWrite } from "./command.ts";
+import { applyTxn } from "../api/kv-model.ts";
+import { decodeTxnCommand } from "../api/txn-codec.ts";
+import type { KvOutput, KvWrite, KvWriteOutput } from "./command.ts";
 
 export interface KvRecord {
   readonly value: string;
@@ -34,7 +36,7 @@ export class KvStore {
   }
 
   /** Applies a committed write at `index`; every index is applied once, in order. */
-  apply(index: number, write: KvWrite): KvOutput {
+  apply(index: number, write: KvWrite): KvWriteOutput {
     assert(index > this.#appliedIndex, `KvStore.apply(): index ${index} not after ${this.#appliedIndex}`);
     this.#appliedIndex = index;
     const current = this.#records.get(write.key);
@@ -48,6 +50,17 @@ export class KvStore {
         const currentVersion = current?.version ?? 0;
         if (currentVersion !== write.expectedVersion) return { op: "cas", succeeded: false, version: currentVersion };
         return { op: "cas", succeeded: true, version: this.#put(index, write.key, write.value, current) };
+      }
+      case "txn": {
+        // etcd's rules, shared with the API's in-memory backend, applied to this store at `index`.
+        const records = this.#records;
+        const store = {
+          get: (key: string) => records.get(key),
+          keys: () => this.keys(),
+          set: (key: string, record: KvRecord) => void records.set(key, record),
+          delete: (key: string) => records.delete(key),
+        };
+        return { op: "txn", result: applyTxn(store, decodeTxnCommand(write.request), index) };
       }
     }
   }

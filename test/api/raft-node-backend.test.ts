@@ -93,7 +93,7 @@ test("RaftNodeBackend: a prefix range is served linearizably and serializably", 
   });
 });
 
-test("RaftNodeBackend: deleterange deletes one key and refuses a range of keys with 501", async (t) => {
+test("RaftNodeBackend: deleterange deletes one key, or a range of keys atomically with their previous values", async (t) => {
   await withLeader(async ({ url }, node) => {
     await post(url, "/v3/kv/put", { key: b64("k"), value: b64("v") });
     const deleted = await post(url, "/v3/kv/deleterange", { key: b64("k") });
@@ -102,12 +102,16 @@ test("RaftNodeBackend: deleterange deletes one key and refuses a range of keys w
     t.is(node.store.get("k"), undefined);
     const missing = await post(url, "/v3/kv/deleterange", { key: b64("k") });
     t.is(missing.json.deleted, undefined);
-    const prefix = await post(url, "/v3/kv/deleterange", { key: b64("k"), range_end: prefixEnd("k") });
-    t.is(prefix.status, 501);
-    t.is(prefix.json.code, 12);
-    t.regex(prefix.json.message, /deletes one key per command today; omit "range_end"/);
-    const prevKv = await post(url, "/v3/kv/put", { key: b64("k"), value: b64("v"), prev_kv: true });
-    t.is(prevKv.status, 501);
+    for (const key of ["k/1", "k/2", "l"]) await post(url, "/v3/kv/put", { key: b64(key), value: b64(`v-${key}`) });
+    const prefix = await post(url, "/v3/kv/deleterange", { key: b64("k/"), range_end: prefixEnd("k/"), prev_kv: true });
+    t.is(prefix.status, 200, prefix.text);
+    t.is(prefix.json.deleted, "2");
+    t.deepEqual(prefix.json.prev_kvs.map((kv: { value: string }) => unb64(kv.value)), ["v-k/1", "v-k/2"]);
+    t.deepEqual(node.store.keys(), ["l"]);
+    const prevKv = await post(url, "/v3/kv/put", { key: b64("l"), value: b64("new"), prev_kv: true });
+    t.is(prevKv.status, 200, prevKv.text);
+    t.is(unb64(prevKv.json.prev_kv.value), "v-l");
+    t.is(node.store.get("l")!.value, "new");
   });
 });
 
@@ -154,18 +158,29 @@ test("RaftNodeBackend: a read-only txn with any compares is served through ReadI
   });
 });
 
-test("RaftNodeBackend: a multi-op write txn is refused with 501 saying which shapes work", async (t) => {
+test("RaftNodeBackend: a multi-op write txn with value and mod_revision compares applies atomically", async (t) => {
   await withLeader(async ({ url }, node) => {
-    const answer = await post(url, "/v3/kv/txn", {
-      compare: [{ target: "VERSION", result: "EQUAL", key: b64("k"), version: "0" }],
-      success: [{ request_put: { key: b64("k"), value: b64("v") } }],
-      failure: [{ request_range: { key: b64("k") } }],
+    await post(url, "/v3/kv/put", { key: b64("a"), value: b64("1") });
+    const modRevision = node.store.get("a")!.modIndex;
+    const txn = (value: string) => ({
+      compare: [
+        { target: "VALUE", result: "EQUAL", key: b64("a"), value: b64(value) },
+        { target: "MOD", result: "EQUAL", key: b64("a"), mod_revision: String(modRevision) },
+      ],
+      success: [{ request_put: { key: b64("a"), value: b64("2") } }, { request_put: { key: b64("b"), value: b64("x") } }],
+      failure: [{ request_range: { key: b64("a") } }],
     });
-    t.is(answer.status, 501);
-    t.is(answer.json.code, 12);
-    t.regex(answer.json.message, /one compare-and-set per command today/);
-    t.regex(answer.json.message, /this one has 1 compare \(VERSION EQUAL\), 1 success op and 1 failure op/);
-    t.is(node.store.get("k"), undefined);
+    const miss = await post(url, "/v3/kv/txn", txn("nope"));
+    t.is(miss.status, 200, miss.text);
+    t.is(miss.json.succeeded, undefined, miss.text);
+    t.is(unb64(miss.json.responses[0].response_range.kvs[0].value), "1");
+    t.is(node.store.get("b"), undefined);
+    const hit = await post(url, "/v3/kv/txn", txn("1"));
+    t.true(hit.json.succeeded, hit.text);
+    t.is(node.store.get("a")!.value, "2");
+    t.is(node.store.get("b")!.value, "x");
+    // Both writes carry the same revision: one log index, one atomic step.
+    t.is(node.store.get("a")!.modIndex, node.store.get("b")!.modIndex);
   });
 });
 
