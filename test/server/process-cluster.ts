@@ -53,8 +53,8 @@ export class ProcessCluster {
       `pgraft.client_address=127.0.0.1:${node.clientPort}`,
       `pgraft.data_dir=${join(this.directory, node.name)}`,
       `pgraft.auth_secret_file=${this.secretFile}`,
-      "pgraft.election_timeout=500ms",
-      "pgraft.heartbeat_interval=50ms",
+      "pgraft.election_timeout=1000ms",
+      "pgraft.heartbeat_interval=100ms",
       ...this.extraSettings,
       ...overrides,
     ];
@@ -101,6 +101,15 @@ export class ProcessCluster {
     }
   }
 
+  /** Waits (bounded) until the node's process answers /health. */
+  async waitForHealthy(node: ProcessNode, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.statusCode(node, "/health")) !== 200) {
+      if (Date.now() > deadline) throw new Error(`${node.name} did not answer /health within ${timeoutMs} ms:\n${node.log.slice(-3000)}`);
+      await sleep(50);
+    }
+  }
+
   /** Waits (bounded) until exactly one live node answers /leader with 200, and returns it. */
   async waitForLeader(timeoutMs = 15_000, exclude?: ProcessNode): Promise<ProcessNode> {
     const deadline = Date.now() + timeoutMs;
@@ -123,6 +132,7 @@ export function base64(text: string): string {
   return Buffer.from(text, "utf8").toString("base64");
 }
 
+/** One write attempt (no retry: a retried write could apply twice, and tests count outcomes). */
 export async function put(url: string, key: string, value: string, timeoutMs = 3_000): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${url}/v3/kv/put`, {
     method: "POST",
@@ -132,8 +142,28 @@ export async function put(url: string, key: string, value: string, timeoutMs = 3
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-export async function get(url: string, key: string, timeoutMs = 3_000): Promise<string | undefined> {
-  const response = await fetch(`${url}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: base64(key) }), signal: AbortSignal.timeout(timeoutMs) });
+/**
+ * A linearizable read, retried (bounded) while the cluster has no leader, as a client would: on a
+ * loaded machine an election may be under way at any moment.
+ */
+export async function get(url: string, key: string, timeoutMs = 3_000, retryForMs = 15_000): Promise<string | undefined> {
+  const deadline = Date.now() + retryForMs;
+  const attempt = async (): Promise<Response | undefined> => {
+    try {
+      return await fetch(`${url}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: base64(key) }), signal: AbortSignal.timeout(timeoutMs) });
+    } catch (error) {
+      // Connection refused: the process is still starting (or restarting).
+      if (Date.now() >= deadline) throw error;
+      return undefined;
+    }
+  };
+  let response = await attempt();
+  while ((response === undefined || response.status === 503) && Date.now() < deadline) {
+    await response?.arrayBuffer();
+    await sleep(100);
+    response = await attempt();
+  }
+  if (response === undefined) throw new Error(`range on ${url} never answered`);
   if (response.status !== 200) throw new Error(`range answered ${response.status}: ${await response.text()}`);
   const body = (await response.json()) as { kvs?: { value?: string }[] };
   const value = body.kvs?.[0]?.value;
