@@ -22,12 +22,12 @@ import {
   RequestTimeoutError,
   SupersededError,
 } from "../errors.ts";
-import { decodeWrite, encodeWrite, validateWrite, type KvOutput, type KvWrite } from "../kv/command.ts";
+import { decodeWrite, encodeWrite, validateWrite, type KvOutput, type KvWrite, type KvWriteOutput } from "../kv/command.ts";
 import { KvStore } from "../kv/kv-store.ts";
 import type { TimerHandle, Timers, Transport } from "./environment.ts";
 
 export type ClientResult =
-  | { readonly ok: true; readonly output: KvOutput; readonly index: number }
+  | { readonly ok: true; readonly output: KvWriteOutput; readonly index: number }
   | { readonly ok: false; readonly error: PgraftError };
 
 export type ClientCallback = (result: ClientResult) => void;
