@@ -1,0 +1,107 @@
+/**
+ * `npm run tune`: election-timeout tuning experiments on the production Raft core, in simulation.
+ *
+ *   npm run tune                                  verify the operations guide's three profiles
+ *   npm run tune -- --figure16                    repeat the Raft paper's Figure 16
+ *   npm run tune -- --rtt 35ms --jitter 10ms      recommend a timing for a measured network
+ *
+ * Tables go to stdout (or, with --json, one JSON object per line and nothing else); the progress bar
+ * and notes go to stderr; the Markdown report and SVG charts go to --out (docs/tune by default).
+ * Exit codes: 0 done, 2 bad arguments, 5 the experiment itself failed.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseTuneArguments, TuneUsageError, USAGE, type TuneArguments } from "./arguments.ts";
+import { collectFigure16, figure16Charts, figure16JsonLines, figure16Markdown, figure16TerminalReport, planFigure16 } from "./figure16-run.ts";
+import { formatDuration, ProgressBar } from "./progress.ts";
+import { runJobs } from "./pool.ts";
+import { collectProfiles, planProfiles, profilesCharts, profilesJsonLines, profilesMarkdown, profilesTerminalReport } from "./profiles-run.ts";
+import {
+  collectRecommendation,
+  planRecommendation,
+  recommendationChart,
+  recommendationJsonLines,
+  recommendationMarkdown,
+  recommendationTerminalReport,
+} from "./recommend-run.ts";
+
+await main();
+
+async function main(): Promise<void> {
+  let args: TuneArguments;
+  try {
+    args = parseTuneArguments(process.argv.slice(2));
+  } catch (error) {
+    if (error instanceof TuneUsageError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  try {
+    if (args.mode === "figure16") await runFigure16(args);
+    else if (args.mode === "recommend") await runRecommendation(args);
+    else await runProfiles(args);
+  } catch (error) {
+    process.stderr.write(`Tuning run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(5);
+  }
+}
+
+async function runFigure16(args: TuneArguments): Promise<void> {
+  const startMs = Date.now();
+  const plan = planFigure16(args);
+  const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Figure 16", "trials") });
+  const outcome = collectFigure16(plan, results);
+  const wallMs = Date.now() - startMs;
+  emit(args, figure16TerminalReport(outcome), figure16JsonLines(outcome));
+  const files = new Map(figure16Charts(outcome));
+  files.set("figure16.md", figure16Markdown(outcome, { wallMs, trials: args.trials }));
+  writeOutputs(args, files, wallMs);
+}
+
+async function runProfiles(args: TuneArguments): Promise<void> {
+  const startMs = Date.now();
+  const plan = planProfiles(args);
+  const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Profiles", "runs") });
+  const outcome = collectProfiles(plan, results);
+  const wallMs = Date.now() - startMs;
+  emit(args, profilesTerminalReport(outcome), profilesJsonLines(outcome));
+  const files = new Map(profilesCharts(outcome));
+  files.set("profiles.md", profilesMarkdown(outcome, { wallMs, seeds: args.seeds, quietDurationMs: plan.quietDurationMs, long: args.long }));
+  writeOutputs(args, files, wallMs);
+}
+
+async function runRecommendation(args: TuneArguments): Promise<void> {
+  const startMs = Date.now();
+  const plan = planRecommendation(args);
+  const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Recommendation", "runs") });
+  const outcome = collectRecommendation(plan, results);
+  const wallMs = Date.now() - startMs;
+  emit(args, recommendationTerminalReport(outcome), recommendationJsonLines(outcome));
+  const files = new Map<string, string>([
+    ["recommendation.md", recommendationMarkdown(outcome, { wallMs, quietDurationMs: plan.quietDurationMs })],
+    ["recommendation-failover.svg", recommendationChart(outcome)],
+  ]);
+  writeOutputs(args, files, wallMs);
+}
+
+function progress(label: string, unit: string): (done: number, total: number) => void {
+  const bar = new ProgressBar({ label, unit });
+  return (done, total) => bar.update(done, total);
+}
+
+function emit(args: TuneArguments, table: string, jsonLines: readonly string[]): void {
+  if (args.json) process.stdout.write(jsonLines.map((line) => `${line}\n`).join(""));
+  else process.stdout.write(`${table}\n`);
+}
+
+function writeOutputs(args: TuneArguments, files: ReadonlyMap<string, string>, wallMs: number): void {
+  mkdirSync(args.outDirectory, { recursive: true });
+  for (const [name, content] of files) writeFileSync(join(args.outDirectory, name), content);
+  process.stderr.write(`Wrote ${[...files.keys()].map((name) => join(args.outDirectory, name)).join(", ")} (${formatDuration(wallMs)})\n`);
+}
