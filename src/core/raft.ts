@@ -696,7 +696,17 @@ export class Raft {
     const leaderId =
       message.type === "MsgApp" || message.type === "MsgHeartbeat" || message.type === "MsgSnap" ? message.from : NODE_NONE;
     this.#logLine(`received ${message.type} from ${message.from} at higher term ${message.term}; became follower`);
+    // A vote request alone does not restart the election timer (paper, Figure 2: only hearing from the
+    // leader or granting the vote does). Restarting it, as etcd does, lets candidates whose logs cannot
+    // win keep pushing back the timers of those that can, which stretches elections out.
+    const keepTimer = message.type === "MsgVote" && this.#role !== "leader";
+    const electionElapsed = this.#electionElapsed;
+    const randomizedElectionTicks = this.#randomizedElectionTicks;
     this.#becomeFollower(message.term, leaderId);
+    if (keepTimer) {
+      this.#electionElapsed = electionElapsed;
+      this.#randomizedElectionTicks = randomizedElectionTicks;
+    }
     return true;
   }
 
