@@ -97,22 +97,41 @@ export class SimClock {
  */
 export class NodeTimers implements Timers {
   #handles = new Set<TimerHandle>();
+  #rate: number;
+  /** Local time at the last rate change, and the global time it happened at. */
+  #localBaseMs = 0;
+  #globalBaseMs = 0;
 
   constructor(
     readonly clock: SimClock,
-    readonly rate: number,
+    rate: number,
     readonly wrap: (run: () => void) => () => void = (run) => run,
   ) {
     assert(rate > 0.5 && rate < 1.5, `NodeTimers rate ${rate} outside (0.5, 1.5)`);
+    this.#rate = rate;
+    this.#globalBaseMs = clock.nowMs;
+    this.#localBaseMs = clock.nowMs * rate;
+  }
+
+  get rate(): number {
+    return this.#rate;
+  }
+
+  /** From now on the node's clock runs at `rate`; its local time stays continuous. */
+  setRate(rate: number): void {
+    assert(rate > 0.5 && rate < 1.5, `NodeTimers rate ${rate} outside (0.5, 1.5)`);
+    this.#localBaseMs = this.nowMs();
+    this.#globalBaseMs = this.clock.nowMs;
+    this.#rate = rate;
   }
 
   nowMs(): number {
-    return this.clock.nowMs * this.rate;
+    return this.#localBaseMs + (this.clock.nowMs - this.#globalBaseMs) * this.#rate;
   }
 
   after(delayMs: number, callback: () => void): TimerHandle {
     const wrapped = this.wrap(callback);
-    const handle = this.clock.schedule(delayMs / this.rate, () => {
+    const handle = this.clock.schedule(delayMs / this.#rate, () => {
       this.#handles.delete(handle);
       wrapped();
     });

@@ -48,6 +48,8 @@ export interface ClusterOptions {
    * one network latency (as TCP shows it in production). Off: peers find out only by silence.
    */
   readonly connectionResetOnCrash?: boolean;
+  /** Every node's writes take this long to become durable (a disk's fsync time); default 0. */
+  readonly fsyncMs?: number;
   /** Messages are traced one line each; off for speed in long tuning sweeps. */
   readonly traceMessages: boolean;
 }
@@ -57,7 +59,13 @@ export type HostState = "up" | "down" | "paused" | "failed";
 interface Host {
   readonly id: NodeId;
   readonly disk: SimDisk;
-  readonly rate: number;
+  rate: number;
+  /** Every write takes this long to become durable; the node is blocked meanwhile (a slow disk). */
+  fsyncMs: number;
+  /** The node is inside a slow write until then: work waits, sends go out at its end. */
+  busyUntilMs: number;
+  /** Every write fails (a dead disk): the node stops at its next write and cannot start. */
+  diskFailed: boolean;
   /** Started after the cluster formed: knows no membership until a leader replicates one. */
   readonly joining: boolean;
   state: HostState;
@@ -111,6 +119,9 @@ export class SimCluster {
       id,
       disk,
       rate,
+      fsyncMs: this.options.fsyncMs ?? 0,
+      busyUntilMs: 0,
+      diskFailed: false,
       joining,
       state: "down",
       node: undefined,
@@ -160,6 +171,10 @@ export class SimCluster {
   restart(id: NodeId): void {
     const host = this.#host(id);
     if (host.state !== "down") return;
+    if (host.diskFailed) {
+      this.#traceLine(`n${id} cannot start: its disk fails every write`);
+      return;
+    }
     host.incarnation++;
     let storage: RaftStorage;
     try {
@@ -197,15 +212,16 @@ export class SimCluster {
       restored: state,
       persistence: {
         save: (batch) => {
-          if (host.crashDuringWrite) {
+          if (host.crashDuringWrite || host.diskFailed) {
             host.crashDuringWrite = false;
             host.disk.failNextSync = true;
           }
           storage.save(batch);
+          if (host.fsyncMs > 0) host.busyUntilMs = Math.max(host.busyUntilMs, this.clock.nowMs) + host.fsyncMs;
         },
         compact: (throughIndex) => storage.compact(throughIndex),
       },
-      transport: { send: (message) => this.network.send(message) },
+      transport: { send: (message) => this.#sendFrom(host, message) },
       timers,
       random: () => nodeRandom.next(),
       logger: (line) => this.#traceLine(`n${line}`),
@@ -267,9 +283,39 @@ export class SimCluster {
     this.#traceLine(`link ${from}->${to} latency ${conditions.latencyMs}±${conditions.jitterMs} ms loss ${conditions.lossRate}`);
   }
 
+  /** Every write on node `id` takes `fsyncMs` to become durable; the node waits for it (slow disk). */
+  setDiskLatency(id: NodeId, fsyncMs: number): void {
+    assert(fsyncMs >= 0 && Number.isFinite(fsyncMs), `setDiskLatency(): bad duration ${fsyncMs}`);
+    this.#host(id).fsyncMs = fsyncMs;
+    this.#traceLine(`n${id} disk writes take ${fsyncMs} ms`);
+  }
+
+  /** Every write on node `id` fails from now on: it stops at its next write and cannot start. */
+  failDisk(id: NodeId): void {
+    this.#host(id).diskFailed = true;
+    this.#traceLine(`n${id} disk fails`);
+  }
+
+  /** Node `id`'s disk works again; a stopped node can then be restarted. */
+  repairDisk(id: NodeId): void {
+    this.#host(id).diskFailed = false;
+    this.#traceLine(`n${id} disk repaired`);
+  }
+
+  /** Node `id`'s clock runs at `rate` times real time from now on (1.1: 10% fast). */
+  setClockRate(id: NodeId, rate: number): void {
+    const host = this.#host(id);
+    host.rate = rate;
+    host.timers?.setRate(rate);
+    this.#traceLine(`n${id} clock rate ${rate}`);
+  }
+
   /** Disarms crashes armed for a node's next disk write. */
   disarmCrashes(): void {
-    for (const host of this.#hosts.values()) host.crashDuringWrite = false;
+    for (const host of this.#hosts.values()) {
+      host.crashDuringWrite = false;
+      host.diskFailed = false;
+    }
   }
 
   heal(): void {
@@ -412,8 +458,26 @@ export class SimCluster {
         host.deferred.push(run);
         return;
       }
+      if (host.busyUntilMs > this.clock.nowMs) {
+        // Blocked in a slow write: the work runs when the write returns, in arrival order.
+        this.clock.schedule(host.busyUntilMs - this.clock.nowMs, this.#runOnHost(host, run));
+        return;
+      }
       this.#guard(host, run);
     };
+  }
+
+  /** Messages leave once the write they depend on is durable; a crash before that loses them. */
+  #sendFrom(host: Host, message: Message): void {
+    const waitMs = host.busyUntilMs - this.clock.nowMs;
+    if (waitMs <= 0) {
+      this.network.send(message);
+      return;
+    }
+    const incarnation = host.incarnation;
+    this.clock.schedule(waitMs, () => {
+      if (host.incarnation === incarnation && host.state !== "down" && host.state !== "failed") this.network.send(message);
+    });
   }
 
   #guard(host: Host, run: () => void): void {

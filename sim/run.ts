@@ -26,6 +26,51 @@ export interface RunOptions {
   readonly heartbeatIntervalMs?: number;
   /** Bound on simulated events, so a runaway run fails instead of hanging. */
   readonly eventsMax?: number;
+  /**
+   * Told of every action the fault scheduler takes on the cluster (method name and arguments), at the
+   * simulated time it takes it: the shrinker turns a failing swarm seed into a scenario timeline this way.
+   */
+  readonly onFaultAction?: (timeMs: number, action: FaultAction) => void;
+}
+
+/** One call the swarm's fault scheduler made on the cluster. */
+export interface FaultAction {
+  readonly method: (typeof FAULT_METHODS)[number];
+  readonly args: readonly unknown[];
+}
+
+/** The SimCluster methods that change the world; a recorded swarm run is a list of these calls. */
+export const FAULT_METHODS = [
+  "crash",
+  "restart",
+  "pause",
+  "resume",
+  "partition",
+  "cutOneWay",
+  "isolate",
+  "setLink",
+  "heal",
+  "corruptDisk",
+  "addHost",
+  "changeMembership",
+  "transferLeadership",
+] as const;
+
+/** The cluster as the fault scheduler sees it: every fault method call is reported, then made. */
+function recordingCluster(cluster: SimCluster, record: (timeMs: number, action: FaultAction) => void): SimCluster {
+  const methods: readonly string[] = FAULT_METHODS;
+  return new Proxy(cluster, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (typeof property !== "string" || !methods.includes(property)) return method.bind(target);
+      return (...args: unknown[]) => {
+        record(target.clock.nowMs, { method: property as FaultAction["method"], args });
+        return method.apply(target, args);
+      };
+    },
+  });
 }
 
 export interface RunResult {
@@ -82,7 +127,8 @@ export function runSeed(options: RunOptions): RunResult {
     trace,
   );
   const workload = new Workload(cluster, random.fork("workload"), knobs.workload);
-  const faults = new FaultScheduler(cluster, random.fork("faults"), knobs);
+  const faultCluster = options.onFaultAction ? recordingCluster(cluster, options.onFaultAction) : cluster;
+  const faults = new FaultScheduler(faultCluster, random.fork("faults"), knobs);
   const violations: string[] = [];
   let recoveryMs: number | null = null;
   const eventsMax = options.eventsMax ?? 20_000_000;
@@ -151,6 +197,7 @@ export function runSeed(options: RunOptions): RunResult {
 function healAll(cluster: SimCluster): void {
   cluster.heal();
   cluster.disarmCrashes();
+  for (const id of cluster.ids) cluster.setDiskLatency(id, 0);
   for (const id of cluster.ids) {
     if (cluster.state(id) === "paused") cluster.resume(id);
     if (cluster.state(id) === "down") cluster.restart(id);

@@ -21,7 +21,8 @@ export type FaultKind =
   | "pause"
   | "disk-corruption"
   | "transfer"
-  | "replace-node";
+  | "replace-node"
+  | "slow-disk";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "partition",
@@ -34,6 +35,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "disk-corruption",
   "transfer",
   "replace-node",
+  "slow-disk",
 ];
 
 export interface Knobs {
@@ -263,6 +265,12 @@ export class FaultScheduler {
       }
       case "replace-node": {
         this.#replaceNode();
+        return;
+      }
+      case "slow-disk": {
+        const victim = this.random.pick(ids);
+        cluster.setDiskLatency(victim, this.random.int(5, 300));
+        this.#repairLater(() => cluster.setDiskLatency(victim, 0));
         return;
       }
       case "disk-corruption": {
