@@ -357,7 +357,11 @@ export class SimCluster {
     this.#submit(id, latencyMs, callback, (node, reply) => node.read(key, reply));
   }
 
-  #submit(id: NodeId, latencyMs: number, callback: ClientCallback, start: (node: RaftNode, reply: ClientCallback) => void): void {
+  /**
+   * A request from outside the cluster: it reaches node `id` after `latencyMs` (lost if the node is
+   * down, held while it is paused) and its answer comes back after the same latency.
+   */
+  #submit<R>(id: NodeId, latencyMs: number, callback: (result: R) => void, start: (node: RaftNode, reply: (result: R) => void) => void): void {
     const host = this.#host(id);
     this.clock.schedule(latencyMs, () => {
       this.#runOnHost(host, () => {
@@ -370,23 +374,12 @@ export class SimCluster {
 
   /** Asks node `via` to add or remove a member; the reply comes back after `latencyMs`. */
   changeMembership(via: NodeId, change: MembershipChange, latencyMs: number, callback: AdminCallback): void {
-    this.#submitAdmin(via, latencyMs, callback, (node, reply) => node.changeMembership(change, reply));
+    this.#submit(via, latencyMs, callback, (node, reply: AdminCallback) => node.changeMembership(change, reply));
   }
 
   /** Asks node `via` (the leader) to hand leadership to `target`. */
   transferLeadership(via: NodeId, target: NodeId, latencyMs: number, callback: AdminCallback): void {
-    this.#submitAdmin(via, latencyMs, callback, (node, reply) => node.transferLeadership(target, reply));
-  }
-
-  #submitAdmin(id: NodeId, latencyMs: number, callback: AdminCallback, start: (node: RaftNode, reply: AdminCallback) => void): void {
-    const host = this.#host(id);
-    this.clock.schedule(latencyMs, () => {
-      this.#runOnHost(host, () => {
-        const node = host.node;
-        if (!node) return;
-        start(node, (result) => this.clock.schedule(latencyMs, () => callback(result)));
-      })();
-    });
+    this.#submit(via, latencyMs, callback, (node, reply: AdminCallback) => node.transferLeadership(target, reply));
   }
 
   // -------------------------------------------------------------------------------------------------

@@ -2,32 +2,12 @@
 // node and delays what depends on its writes, a failed disk stops the node at its next write and keeps
 // it down until repaired, and a fast clock makes a node's timers fire early.
 import test from "ava";
-import { SimCluster, type ClusterOptions } from "../../sim/cluster.ts";
-import { Random } from "../../sim/random.ts";
-import { Trace } from "../../sim/trace.ts";
+import type { SimCluster } from "../../sim/cluster.ts";
+import { startedCluster } from "./fixtures.ts";
 import type { ClientResult } from "../../src/node/raft-node.ts";
 
-const OPTIONS: ClusterOptions = {
-  nodeCount: 3,
-  tickMs: 10,
-  electionTimeoutMs: 1_000,
-  heartbeatIntervalMs: 100,
-  preVote: true,
-  checkQuorum: true,
-  entriesPerAppendMax: 100,
-  maxBatchDelayMs: 0,
-  requestTimeoutMs: 5_000,
-  network: { latencyMs: 1, jitterMs: 0, lossRate: 0, duplicateRate: 0 },
-  driftMax: 0,
-  tornWrites: false,
-  traceMessages: false,
-};
-
 function started(seed: number): SimCluster {
-  const cluster = new SimCluster(OPTIONS, new Random(seed), new Trace({ keepAll: true }));
-  cluster.start();
-  cluster.runForMs(3_000);
-  return cluster;
+  return startedCluster(seed, { maxBatchDelayMs: 0, requestTimeoutMs: 5_000, network: { latencyMs: 1, jitterMs: 0, lossRate: 0, duplicateRate: 0 } });
 }
 
 function writeLatencyMs(cluster: SimCluster, leader: number, key: string): number {

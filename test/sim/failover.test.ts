@@ -2,30 +2,10 @@
 // campaign after a short random delay instead of waiting out the election timeout. Without that signal
 // (a silent partition) failover takes about one election timeout, as the thesis says.
 import test from "ava";
-import { SimCluster, type ClusterOptions } from "../../sim/cluster.ts";
-import { Random } from "../../sim/random.ts";
-import { Trace } from "../../sim/trace.ts";
-
-const OPTIONS: ClusterOptions = {
-  nodeCount: 3,
-  tickMs: 10,
-  electionTimeoutMs: 1_000,
-  heartbeatIntervalMs: 100,
-  preVote: true,
-  checkQuorum: true,
-  entriesPerAppendMax: 100,
-  maxBatchDelayMs: 10,
-  requestTimeoutMs: 2_500,
-  network: { latencyMs: 1, jitterMs: 0, lossRate: 0, duplicateRate: 0 },
-  driftMax: 0,
-  tornWrites: false,
-  traceMessages: false,
-};
+import { startedCluster } from "./fixtures.ts";
 
 function failoverMs(seed: number, connectionResetOnCrash: boolean): number {
-  const cluster = new SimCluster({ ...OPTIONS, connectionResetOnCrash }, new Random(seed), new Trace());
-  cluster.start();
-  cluster.runForMs(3_000);
+  const cluster = startedCluster(seed, { connectionResetOnCrash, network: { latencyMs: 1, jitterMs: 0, lossRate: 0, duplicateRate: 0 } });
   const old = cluster.leader()!;
   cluster.crash(old);
   const startMs = cluster.clock.nowMs;

@@ -2,36 +2,17 @@
 // states the operator action, runs it through the node runtime, and checks the outcome an operator
 // would see (the result, the error and its named leader, the new membership, the new leader).
 import test from "ava";
-import { SimCluster, type ClusterOptions } from "../../sim/cluster.ts";
+import type { ClusterOptions, SimCluster } from "../../sim/cluster.ts";
 import { Random } from "../../sim/random.ts";
-import { Trace } from "../../sim/trace.ts";
+import { startedCluster } from "./fixtures.ts";
 import { Workload, WORKLOAD_DEFAULTS } from "../../sim/workload.ts";
 import type { AdminResult } from "../../src/node/raft-node.ts";
 import { LeadershipTransferError, MembershipChangeInProgressError, NotLeaderError } from "../../src/errors.ts";
 
-const OPTIONS: ClusterOptions = {
-  nodeCount: 3,
-  tickMs: 10,
-  electionTimeoutMs: 1_000,
-  heartbeatIntervalMs: 100,
-  preVote: true,
-  checkQuorum: true,
-  entriesPerAppendMax: 100,
-  maxBatchDelayMs: 10,
-  requestTimeoutMs: 2_500,
-  snapshotIntervalEntries: 50,
-  logEntriesMax: 0,
-  network: { latencyMs: 2, jitterMs: 1, lossRate: 0, duplicateRate: 0 },
-  driftMax: 0,
-  tornWrites: false,
-  traceMessages: false,
-};
+const OPTIONS: Partial<ClusterOptions> = { snapshotIntervalEntries: 50, logEntriesMax: 0 };
 
 function started(seed: number, options: Partial<ClusterOptions> = {}): SimCluster {
-  const cluster = new SimCluster({ ...OPTIONS, ...options }, new Random(seed), new Trace({ keepAll: true }));
-  cluster.start();
-  cluster.runForMs(3_000);
-  return cluster;
+  return startedCluster(seed, { ...OPTIONS, ...options });
 }
 
 /** Runs an admin request to completion and returns its result. */

@@ -4,38 +4,20 @@
 import test from "ava";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { SimCluster, type ClusterOptions } from "../../sim/cluster.ts";
+import type { ClusterOptions, SimCluster } from "../../sim/cluster.ts";
 import { checkLinearizable } from "../../sim/checkers/linearizability.ts";
 import { checkLiveness } from "../../sim/checkers/liveness.ts";
 import { SafetyViolation } from "../../sim/checkers/safety.ts";
 import { Random } from "../../sim/random.ts";
 import { runSeed } from "../../sim/run.ts";
-import { Trace } from "../../sim/trace.ts";
+import { startedCluster } from "./fixtures.ts";
 import { Workload, WORKLOAD_DEFAULTS } from "../../sim/workload.ts";
 import { RaftNode, type ClientCallback } from "../../src/node/raft-node.ts";
 
 const run = promisify(execFile);
 
-const CLUSTER: ClusterOptions = {
-  nodeCount: 3,
-  tickMs: 10,
-  electionTimeoutMs: 1_000,
-  heartbeatIntervalMs: 100,
-  preVote: true,
-  checkQuorum: true,
-  entriesPerAppendMax: 100,
-  maxBatchDelayMs: 10,
-  requestTimeoutMs: 2_500,
-  network: { latencyMs: 2, jitterMs: 1, lossRate: 0, duplicateRate: 0 },
-  driftMax: 0,
-  tornWrites: false,
-  traceMessages: true,
-};
-
 function cluster(seed: number, options: Partial<ClusterOptions> = {}): SimCluster {
-  const c = new SimCluster({ ...CLUSTER, ...options }, new Random(seed), new Trace());
-  c.start();
-  return c;
+  return startedCluster(seed, { traceMessages: true, ...options }, 0);
 }
 
 /** A read-heavy workload on two keys while the leader is isolated for 6 s, then healed. */
