@@ -17,10 +17,23 @@ export interface SimArguments {
   readonly traceFile: string | undefined;
   readonly json: boolean;
   readonly workers: number;
+  /** A scenario file (scenarios/*.yaml) to run instead of the built-in run. */
+  readonly scenarioFile: string | undefined;
+  /** Whether --seed or --seeds was given (a scenario file may name its own seed). */
+  readonly seedGiven: boolean;
+  /** Shrink the failing seed and write the smaller scenario here. */
+  readonly shrinkFile: string | undefined;
+  /** Runs the shrinker may make. */
+  readonly shrinkRunsMax: number;
+  /** Render the seed's trace as an SVG timeline here. */
+  readonly renderFile: string | undefined;
 }
 
 export const USAGE =
-  "Usage: npm run sim -- [--seed N | --seeds A..B] [--nodes N] [--duration 60s] [--faults none|swarm] [--trace FILE] [--json] [--workers N]";
+  "Usage: npm run sim -- [--seed N | --seeds A..B] [--scenario FILE|FOLDER] [--nodes N] [--duration 60s] [--faults none|swarm] [--trace FILE] [--json] [--workers N] [--shrink OUT.yaml] [--render OUT.svg]";
+
+/** Runs a --shrink search may make unless --shrink-runs says otherwise. */
+export const SHRINK_RUNS_MAX_DEFAULT = 300;
 
 export const SEEDS_MAX = 1_000_000;
 
@@ -52,6 +65,11 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
   let traceFile: string | undefined;
   let json = false;
   let workers = Math.max(1, availableParallelism());
+  let scenarioFile: string | undefined;
+  let shrinkFile: string | undefined;
+  let shrinkRunsMax = SHRINK_RUNS_MAX_DEFAULT;
+  let renderFile: string | undefined;
+  const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = (): string => {
@@ -59,6 +77,7 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
       if (next === undefined || next.startsWith("--")) throw new SimUsageError(`Missing value for ${flag}: ${USAGE}`);
       return next;
     };
+    given.add(flag);
     switch (flag) {
       case "--seed": {
         if (seedFlag === "--seeds") throw new SimUsageError("Cannot use --seed and --seeds together: pick one");
@@ -103,7 +122,17 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
         workers = integer(value(), flag, 1, 64);
         break;
       case "--scenario":
-        throw new SimUsageError("Cannot run --scenario yet: scenario files arrive with the scenarios issue; use --faults swarm meanwhile");
+        scenarioFile = value();
+        break;
+      case "--shrink":
+        shrinkFile = value();
+        break;
+      case "--shrink-runs":
+        shrinkRunsMax = integer(value(), flag, 1, 100_000);
+        break;
+      case "--render":
+        renderFile = value();
+        break;
       case "--help":
       case "-h":
         throw new SimUsageError(USAGE);
@@ -111,6 +140,17 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
         throw new SimUsageError(`Unknown flag "${flag}": ${USAGE}`);
     }
   }
+  if (scenarioFile !== undefined) {
+    for (const flag of ["--nodes", "--duration", "--faults"]) {
+      if (given.has(flag)) throw new SimUsageError(`Cannot use --scenario with ${flag}: the scenario file sets the cluster, its duration and its faults`);
+    }
+  }
+  const single = (seedFirst ?? 1) === (seedLast ?? 1);
+  if (shrinkFile !== undefined && !single) throw new SimUsageError("Cannot use --shrink with a range of seeds: shrink one failing seed, given with --seed N");
+  if (shrinkFile !== undefined && scenarioFile === undefined && faults !== "swarm") {
+    throw new SimUsageError("Cannot use --shrink without faults to shrink: add --scenario FILE or --faults swarm");
+  }
+  if (renderFile !== undefined && !single) throw new SimUsageError("Cannot use --render with a range of seeds: render one seed, given with --seed N");
   return {
     seedFirst: seedFirst ?? 1,
     seedLast: seedLast ?? 1,
@@ -120,5 +160,10 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
     traceFile,
     json,
     workers,
+    scenarioFile,
+    seedGiven: seedFlag !== undefined,
+    shrinkFile,
+    shrinkRunsMax,
+    renderFile,
   };
 }

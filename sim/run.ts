@@ -54,6 +54,10 @@ export const FAULT_METHODS = [
   "addHost",
   "changeMembership",
   "transferLeadership",
+  "setDiskLatency",
+  "failDisk",
+  "repairDisk",
+  "setClockRate",
 ] as const;
 
 /** The cluster as the fault scheduler sees it: every fault method call is reported, then made. */

@@ -233,8 +233,10 @@ export class SafetyChecker {
     const inFlight = shadow.inFlight;
     shadow.inFlight = undefined;
     const before = shadow.hardState;
+    // Term and vote must survive; the commit index need not (storage writes it lazily, and Raft
+    // relearns it from the leader), but it can never point past the recovered log (storage checks that).
     const hardStateOk = (expected: HardState): boolean =>
-      recovered.hardState.term === expected.term && recovered.hardState.vote === expected.vote && recovered.hardState.commit >= Math.min(expected.commit, before.commit);
+      recovered.hardState.term === expected.term && recovered.hardState.vote === expected.vote;
     if (!hardStateOk(before) && !(inFlight?.hardState && hardStateOk(inFlight.hardState))) {
       this.#fail(
         "Durability",

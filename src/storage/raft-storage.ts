@@ -282,8 +282,11 @@ export class RaftStorage {
     assert(hardState.term >= this.hardState.term, `save(): term ${hardState.term} below the stored ${this.hardState.term}`);
     assert(hardState.commit >= this.hardState.commit, `save(): commit ${hardState.commit} below the stored ${this.hardState.commit}`);
     assert(hardState.commit <= this.lastIndex(), `save(): commit ${hardState.commit} past the last entry ${this.lastIndex()}`);
-    const same = hardState.term === this.hardState.term && hardState.vote === this.hardState.vote && hardState.commit === this.hardState.commit;
-    if (same) return;
+    // Term and vote must be durable before any message that depends on them leaves. The commit index
+    // need not be (Raft recomputes it from the leader after a restart), so a change of the commit index
+    // alone costs no write: one atomic file write is three fsyncs, on every node, for every commit.
+    // It is written along with the next term or vote change, and with every snapshot.
+    if (hardState.term === this.hardState.term && hardState.vote === this.hardState.vote) return;
     this.writeSingleRecordFile(HARD_STATE_FILE, { term: hardState.term, vote: hardState.vote, commit: hardState.commit });
     this.hardState = { term: hardState.term, vote: hardState.vote, commit: hardState.commit };
   }

@@ -228,7 +228,9 @@ eachBackend("save() syncs the log once per batch (group commit) and once more pe
   storage.save({ hardState: { term: 1, vote: 1, commit: 0 }, entries: entries(501, 1500, 1) });
   t.is(storage.syncCount, 4, "the full segment is synced before the next starts, then the new one once");
   storage.save({ hardState: { term: 1, vote: 1, commit: 1500 }, entries: [] });
-  t.is(storage.syncCount, 5, "an unchanged hard state is not rewritten, a changed one is");
+  t.is(storage.syncCount, 4, "a new commit index alone is not written: Raft does not need it durable");
+  storage.save({ hardState: { term: 2, vote: 3, commit: 1500 }, entries: [] });
+  t.is(storage.syncCount, 5, "a new term or vote is written at once");
   t.true(storage.bytesWritten > 1500 * 8);
 });
 
@@ -516,7 +518,9 @@ function modelApply(model: Model, batch: SaveBatch): Model {
     hardState = { ...hardState, commit: Math.max(hardState.commit, index) };
   }
   if (batch.entries.length > 0) log = [...log.filter((candidate) => candidate.index < batch.entries[0]!.index), ...batch.entries];
-  if (batch.hardState !== undefined) hardState = batch.hardState;
+  // Storage writes the hard state only when term or vote change: a new commit index alone waits.
+  const hard = batch.hardState;
+  if (hard !== undefined && (hard.term !== hardState.term || hard.vote !== hardState.vote)) hardState = hard;
   return { hardState, snapshot, entries: log };
 }
 
