@@ -144,6 +144,10 @@ export class NodeTimers implements Timers {
     };
   }
 
+  soon(callback: () => void): TimerHandle {
+    return this.after(0, callback);
+  }
+
   cancelAll(): void {
     for (const handle of this.#handles) handle.cancel();
     this.#handles.clear();

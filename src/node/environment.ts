@@ -14,6 +14,11 @@ export interface Timers {
   nowMs(): number;
   /** Calls `callback` once after `delayMs` on this node's clock. */
   after(delayMs: number, callback: () => void): TimerHandle;
+  /**
+   * Calls `callback` once the work already queued for this instant is done (production: at the end of
+   * this event-loop turn; simulator: after the events of this millisecond). Absent: after(0, ...).
+   */
+  soon?(callback: () => void): TimerHandle;
 }
 
 export interface Transport {

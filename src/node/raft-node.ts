@@ -311,10 +311,15 @@ export class RaftNode {
       return;
     }
     if (this.#batchTimer) return;
-    this.#batchTimer = this.#options.timers.after(this.#options.maxBatchDelayMs, () => {
+    // Proposals that arrive together (in one event-loop turn: everything that queued up while the last
+    // batch was being written) go out as one batch, one append and one fsync. That is well within
+    // pgraft.max_batch_delay, so no proposal waits out a fixed timer (etcd batches the same way).
+    const flush = (): void => {
       this.#batchTimer = undefined;
       if (!this.#stopped) this.#flushBatches();
-    });
+    };
+    const timers = this.#options.timers;
+    this.#batchTimer = timers.soon ? timers.soon(flush) : timers.after(this.#options.maxBatchDelayMs, flush);
   }
 
   #flushBatches(): void {

@@ -10,6 +10,11 @@ export class RealTimers implements Timers {
     return performance.now();
   }
 
+  soon(callback: () => void): TimerHandle {
+    const handle = setImmediate(callback);
+    return { cancel: () => clearImmediate(handle) };
+  }
+
   after(delayMs: number, callback: () => void): TimerHandle {
     const handle = setTimeout(callback, delayMs);
     return { cancel: () => clearTimeout(handle) };
