@@ -263,8 +263,8 @@ export class Raft {
     const entries = commands.map((data, i): Entry => ({ index: first + i, term: this.#term, kind, data }));
     this.#log.append(entries);
     this.counters.proposalsAccepted += commands.length;
-    // Replication of these entries starts once they are persisted (see advance()), so the
-    // leader counts itself toward the quorum only with durable entries (thesis 10.2.1).
+    // Replication starts at once, in parallel with the leader's own write (thesis 10.2.1): the leader
+    // counts itself toward the quorum only once its write is done (see advance()).
     this.#broadcastAppend(false);
     return { ok: true, index: entries[entries.length - 1]!.index, term: this.#term };
   }
@@ -448,10 +448,9 @@ export class Raft {
       this.#log.stableIndex = last.index;
       this.#log.unstableFrom = last.index + 1;
       if (this.#role === "leader") {
+        // Now durable here, the leader's own copy counts toward the quorum (thesis 10.2.1).
         this.#progress.get(this.id)!.maybeUpdate(last.index);
-        // Now durable here, the new entries may count toward the quorum and go out to followers.
         if (this.#maybeCommit()) this.#broadcastAppend(true);
-        else this.#broadcastAppend(false);
       }
     }
     if (ready.committedEntries.length > 0) {
@@ -939,7 +938,7 @@ export class Raft {
     } else {
       // Keep the pipeline full: send what the follower still lacks.
       let sent = false;
-      while (progress.match < this.#log.stableIndex && !progress.isPaused() && progress.next <= this.#log.stableIndex) {
+      while (progress.match < this.#log.lastIndex() && !progress.isPaused() && progress.next <= this.#log.lastIndex()) {
         if (!this.#sendAppend(message.from, false)) break;
         sent = true;
       }
@@ -957,7 +956,7 @@ export class Raft {
     // Send even when every entry was already sent once: those appends may all have been lost, and in
     // replicate state nothing else would resend them. An empty append at `next - 1` is rejected by a
     // follower that lacks it, which moves it to probe and resends (etcd sends here unconditionally too).
-    if (progress.match < this.#log.stableIndex) this.#sendAppend(message.from, true);
+    if (progress.match < this.#log.lastIndex()) this.#sendAppend(message.from, true);
     if (message.context > 0) this.#acknowledgeReads(message.from, message.context);
   }
 
@@ -979,8 +978,9 @@ export class Raft {
       this.#logLine(`sent snapshot ${snapshot.metadata.index}/${snapshot.metadata.term} to ${to}`);
       return true;
     }
-    // Only persisted entries leave the leader (thesis 10.2.1 keeps the leader's own copy counted last).
-    const entries = this.#log.slice(progress.next, this.#log.stableIndex, this.#config.entriesPerAppendMax);
+    // A leader's entries may leave before its own write of them is done (thesis 10.2.1): it never
+    // removes them, and it counts its own copy only once durable, so a commit never rests on it early.
+    const entries = this.#log.slice(progress.next, this.#log.lastIndex(), this.#config.entriesPerAppendMax);
     if (entries.length === 0 && !sendIfEmpty && progress.state === "replicate") return false;
     this.#send({
       type: "MsgApp",

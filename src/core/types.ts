@@ -168,7 +168,10 @@ export interface ReadState {
 /**
  * One batch of work from the core. The caller handles the fields in this order, then calls
  * `advance(ready)`:
- * 1. `snapshot`, `entries`, `hardState`: persist and sync BEFORE any message is sent.
+ * 1. `snapshot`, `entries`, `hardState`: persist and sync BEFORE any message is sent, with one
+ *    exception: a leader's MsgApp may be sent while its own write is under way (thesis 10.2.1),
+ *    provided its term is already durable (the runtime checks this); the leader counts its own copy
+ *    toward the quorum only after `advance()` reports the write done.
  * 2. `messages`: send only after step 1 is durable.
  * 3. `committedEntries`: apply in order, only after step 1 (they are always already persisted).
  * 4. `readStates`: serve once the applied index reaches each state's `index`.

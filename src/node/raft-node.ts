@@ -138,6 +138,8 @@ export class RaftNode {
   #tickTimer: TimerHandle | undefined;
   #readRequestId = 0;
   #stopped = false;
+  /** The term in the last hard state this node persisted. */
+  #durableTerm: number;
 
   constructor(options: RaftNodeOptions) {
     assert(options.electionTimeoutMs % options.tickMs === 0, "election timeout must be a whole number of ticks");
@@ -148,6 +150,7 @@ export class RaftNode {
     this.#store = snapshot ? KvStore.restore(snapshot.data) : new KvStore();
     this.#appliedMembership = snapshot?.metadata.membership ?? options.membership;
     this.#snapshotIndex = snapshot?.metadata.index ?? 0;
+    this.#durableTerm = options.restored.hardState.term;
     this.raft = new Raft(
       {
         ...RAFT_CONFIG_DEFAULTS,
@@ -370,14 +373,20 @@ export class RaftNode {
   #processReady(): void {
     for (let round = 0; round < READY_ROUNDS_MAX && this.raft.hasReady(); round++) {
       const ready = this.raft.ready();
-      // 1. Persist before anything that depends on it leaves the node.
+      // 0. A leader's appends go out while it writes the same entries itself (thesis 10.2.1), when
+      // their term is already durable: followers persist before they acknowledge, and the core counts
+      // the leader's own copy only after step 1.
+      const early = ready.messages.filter((message) => message.type === "MsgApp" && message.term === this.#durableTerm);
+      for (const message of early) this.#options.transport.send(message);
+      // 1. Persist before anything else that depends on it leaves the node.
       if (ready.hardState || ready.snapshot || ready.entries.length > 0) {
         this.#options.observer?.persisting?.(this.id, ready);
         this.#options.persistence.save({ hardState: ready.hardState, snapshot: ready.snapshot, entries: ready.entries });
+        if (ready.hardState) this.#durableTerm = ready.hardState.term;
       }
       this.#options.observer?.persisted?.(this.id, ready);
-      // 2. Send.
-      for (const message of ready.messages) this.#options.transport.send(message);
+      // 2. Send the rest.
+      for (const message of ready.messages) if (!early.includes(message)) this.#options.transport.send(message);
       // 3. Apply.
       if (ready.snapshot) this.#installSnapshot(ready.snapshot);
       for (const entry of ready.committedEntries) this.#apply(entry);
