@@ -935,7 +935,8 @@ export class Raft {
     this.#maybePromoteLearner(message.from, progress);
     if (this.#maybeCommit()) {
       this.#broadcastAppend(true);
-    } else {
+    } else if (this.#role === "leader") {
+      // (A leader whose own removal just committed has stepped down and sends nothing more.)
       // Keep the pipeline full: send what the follower still lacks.
       let sent = false;
       while (progress.match < this.#log.lastIndex() && !progress.isPaused() && progress.next <= this.#log.lastIndex()) {
