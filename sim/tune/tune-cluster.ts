@@ -47,13 +47,12 @@ export interface TuneClusterOptions {
 
 /** Messages that Raft sends only after making something durable (see the file header). */
 export function sentAfterFsync(message: Message): boolean {
+  // As src/node/raft-node.ts sends them: vote requests and a leader's appends leave while the sender
+  // writes; vote grants and append answers wait for the write.
   switch (message.type) {
-    case "MsgVote":
     case "MsgVoteResp":
     case "MsgAppResp":
       return true;
-    case "MsgApp":
-      return message.entries.length > 0;
     default:
       return false;
   }

@@ -168,10 +168,12 @@ export interface ReadState {
 /**
  * One batch of work from the core. The caller handles the fields in this order, then calls
  * `advance(ready)`:
- * 1. `snapshot`, `entries`, `hardState`: persist and sync BEFORE any message is sent, with one
- *    exception: a leader's MsgApp may be sent while its own write is under way (thesis 10.2.1),
- *    provided its term is already durable (the runtime checks this); the leader counts its own copy
- *    toward the quorum only after `advance()` reports the write done.
+ * 1. `snapshot`, `entries`, `hardState`: persist and sync BEFORE any message is sent, with two
+ *    exceptions: a leader's MsgApp may be sent while its own write is under way (thesis 10.2.1),
+ *    provided its term is already durable (the runtime checks this), since the leader counts its own
+ *    copy toward the quorum only after `advance()` reports the write done; and MsgVote/MsgPreVote
+ *    requests, since a candidate's vote for itself counts only for itself and it handles answers only
+ *    after `advance()`. Vote grants and append answers always wait for the write.
  * 2. `messages`: send only after step 1 is durable.
  * 3. `committedEntries`: apply in order, only after step 1 (they are always already persisted).
  * 4. `readStates`: serve once the applied index reaches each state's `index`.

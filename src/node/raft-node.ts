@@ -373,10 +373,16 @@ export class RaftNode {
   #processReady(): void {
     for (let round = 0; round < READY_ROUNDS_MAX && this.raft.hasReady(); round++) {
       const ready = this.raft.ready();
-      // 0. A leader's appends go out while it writes the same entries itself (thesis 10.2.1), when
-      // their term is already durable: followers persist before they acknowledge, and the core counts
-      // the leader's own copy only after step 1.
-      const early = ready.messages.filter((message) => message.type === "MsgApp" && message.term === this.#durableTerm);
+      // 0. Messages whose safety does not rest on this Ready's write go out while it is under way:
+      // - a leader's appends, when their term is already durable (thesis 10.2.1): followers persist
+      //   before they acknowledge, and the core counts the leader's own copy only after step 1;
+      // - vote and pre-vote requests: a candidate's own vote counts only for itself, and it acts on
+      //   answers only after step 1; were it to crash first, it never led, and after restarting it
+      //   votes at most once more in that term. (Vote grants still wait for step 1.)
+      const early = ready.messages.filter(
+        (message) =>
+          (message.type === "MsgApp" && message.term === this.#durableTerm) || message.type === "MsgVote" || message.type === "MsgPreVote",
+      );
       for (const message of early) this.#options.transport.send(message);
       // 1. Persist before anything else that depends on it leaves the node.
       if (ready.hardState || ready.snapshot || ready.entries.length > 0) {
