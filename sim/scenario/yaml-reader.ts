@@ -6,7 +6,7 @@
  */
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode } from "yaml";
 import { parseBoolean, parseDurationMs } from "../../src/config/index.ts";
-import { editDistance } from "../../src/config/setting-values.ts";
+import { editDistance } from "../../src/config/index.ts";
 import { formatPath, type ScenarioIssue, type ScenarioIssueCode } from "./scenario-issue.ts";
 
 export type Path = readonly (string | number)[];

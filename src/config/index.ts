@@ -28,6 +28,7 @@ export {
 } from "./setting-definitions.ts";
 export {
   DURATION_UNITS_MS,
+  editDistance,
   parseBoolean,
   parseDurationMs,
   parseHostAndPort,

@@ -781,6 +781,7 @@ export class Raft {
       case "MsgHeartbeat":
       case "MsgSnap":
         // Someone won this term: follow it.
+        this.#logLine(`became follower of ${message.from} at term ${this.#term}`);
         this.#becomeFollower(this.#term, message.from);
         this.#stepFollower(message);
         return;
