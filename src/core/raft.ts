@@ -315,8 +315,11 @@ export class Raft {
     if (compactThrough > this.#log.snapshotIndex) {
       const term = this.#log.term(compactThrough);
       assert(term !== undefined, `snapshotCreated(): entry ${compactThrough} unknown`);
+      // The membership below the log's new start is the one in force at `compactThrough`: the latest
+      // configuration entry at or below it. A newer, uncommitted one above it may still be replaced,
+      // and then #refreshMembership() must fall back to this one, not to an older one.
+      this.#baseMembership = this.#membershipAt(compactThrough);
       this.#log.compactTo(compactThrough, term);
-      if (this.#configIndex <= compactThrough) this.#baseMembership = this.#membership;
     }
   }
 
@@ -456,13 +459,6 @@ export class Raft {
     if (ready.committedEntries.length > 0) {
       this.#log.applied = ready.committedEntries[ready.committedEntries.length - 1]!.index;
     }
-  }
-
-  /** Log compaction: entries up to `index` are covered by a snapshot the runtime has saved. */
-  compact(index: number): void {
-    const term = this.#log.term(index);
-    assert(term !== undefined, `compact(${index}): no such entry`);
-    this.#log.compactTo(index, term);
   }
 
   hardState(): HardState {
@@ -889,9 +885,10 @@ export class Raft {
       return;
     }
     if (this.#log.matchTerm(index, term)) {
-      // We already hold the snapshot's last entry: just learn that it is committed.
+      // We already hold the snapshot's last entry: just learn that it is committed. Answer with the
+      // snapshot's index, not our last: entries past it may differ from the leader's (etcd does so too).
       this.#log.commitTo(index);
-      this.#send({ ...base, index: this.#log.lastIndex() });
+      this.#send({ ...base, index });
       return;
     }
     this.#logLine(`restoring snapshot at index ${index} term ${term} from ${message.from}`);
@@ -1048,12 +1045,14 @@ export class Raft {
 
   #startRead(requestId: number): void {
     const index = this.#log.committed;
-    if (this.#voters().length === 1) {
+    // Only voters confirm leadership: a learner's answer proves nothing, and a leader that is removing
+    // itself (no longer a voter once the change is appended) needs a quorum of the others.
+    if (this.#isVoter() && this.#voters().length === 1) {
       this.#readStates.push({ requestId, index });
       return;
     }
     this.#readContext++;
-    this.#pendingReads.push({ requestId, index, context: this.#readContext, acks: new Set([this.id]) });
+    this.#pendingReads.push({ requestId, index, context: this.#readContext, acks: new Set(this.#isVoter() ? [this.id] : []) });
     this.#broadcastHeartbeat(this.#readContext);
   }
 
@@ -1066,13 +1065,18 @@ export class Raft {
 
   /** A heartbeat answer for `context` confirms leadership for every read started at or before it. */
   #acknowledgeReads(from: NodeId, context: number): void {
-    const quorum = quorumSize(this.#voters().length);
+    const voters = this.#voters();
+    if (!voters.includes(from)) return;
+    const quorum = quorumSize(voters.length);
     let released = 0;
     for (let i = 0; i < this.#pendingReads.length; i++) {
       const read = this.#pendingReads[i]!;
       if (read.context > context) break;
       read.acks.add(from);
-      if (read.acks.size >= quorum) released = i + 1;
+      // Count against the voters of now: the membership may have changed since the read started.
+      let confirmed = 0;
+      for (const id of read.acks) if (voters.includes(id)) confirmed++;
+      if (confirmed >= quorum) released = i + 1;
     }
     // Reads are confirmed in order: once one is, every earlier one is too.
     for (const read of this.#pendingReads.splice(0, released)) {
@@ -1089,6 +1093,15 @@ export class Raft {
     this.#setMembership(membership, index);
     this.#broadcastAppend(false);
     return index;
+  }
+
+  /** The membership in force at `index`: the latest configuration entry at or below it. */
+  #membershipAt(index: number): Membership {
+    for (let at = Math.min(index, this.#log.lastIndex()); at > this.#log.snapshotIndex; at--) {
+      const entry = this.#log.entry(at);
+      if (entry.kind === "config") return decodeMembership(entry.data);
+    }
+    return this.#baseMembership;
   }
 
   /** Rebuilds the membership from the log: the latest configuration entry wins, committed or not. */

@@ -351,7 +351,11 @@ export class RaftNode {
       }
       const first = result.index - chunk.length + 1;
       chunk.forEach((item, i) => {
-        this.#pendingWrites.set(first + i, { index: first + i, term: result.term, callback: item.callback, deadlineMs: item.deadlineMs });
+        const index = first + i;
+        // An older proposal at this index (from an earlier term of ours) was replaced when our log was
+        // truncated: it will never apply.
+        this.#pendingWrites.get(index)?.callback({ ok: false, error: new SupersededError(index) });
+        this.#pendingWrites.set(index, { index, term: result.term, callback: item.callback, deadlineMs: item.deadlineMs });
       });
     }
   }

@@ -1,0 +1,92 @@
+// Membership changes must never let a node count the wrong quorum, for elections or for reads. Each
+// test replays a sequence a review found (thesis 4.1, 6.4): compaction with an uncommitted change on top,
+// ReadIndex confirmed by a learner, and ReadIndex on a leader that is removing itself.
+import test from "ava";
+import { Raft, RAFT_CONFIG_DEFAULTS } from "../../src/core/raft.ts";
+import type { Entry, Membership, Message, ReadState } from "../../src/core/types.ts";
+
+function raft(id: number, membership: Membership, entries: Entry[], term: number, commit: number): Raft {
+  let state = id * 7919 + 1;
+  const random = (): number => {
+    state = (state * 48271) % 2147483647;
+    return (state - 1) / 2147483646;
+  };
+  return new Raft(
+    { ...RAFT_CONFIG_DEFAULTS, id, electionTicks: 10, heartbeatTicks: 1, random, preVote: false, checkQuorum: false },
+    { hardState: { term, vote: 0, commit }, entries, membership, applied: 0 },
+  );
+}
+
+/** Runs every Ready as a runtime would (persist, send, apply) and returns messages and read states. */
+function drain(node: Raft): { messages: Message[]; readStates: ReadState[] } {
+  const messages: Message[] = [];
+  const readStates: ReadState[] = [];
+  while (node.hasReady()) {
+    const ready = node.ready();
+    messages.push(...ready.messages);
+    readStates.push(...ready.readStates);
+    node.advance(ready);
+  }
+  return { messages, readStates };
+}
+
+const config = (index: number, term: number, membership: Membership): Entry => ({ index, term, kind: "config", data: JSON.stringify(membership) });
+const command = (index: number, term: number): Entry => ({ index, term, kind: "command", data: `x${index}` });
+
+/** Makes node 1 leader of term 2 over voter 2 and commits its no-op (index 2). */
+function leaderOf(membership: Membership): Raft {
+  const node = raft(1, membership, [command(1, 1)], 1, 1);
+  drain(node);
+  node.campaign();
+  drain(node);
+  node.step({ type: "MsgVoteResp", from: 2, to: 1, term: 2, reject: false });
+  drain(node);
+  node.step({ type: "MsgAppResp", from: 2, to: 1, term: 2, reject: false, index: 2, hintIndex: 0, hintTerm: 0 });
+  drain(node);
+  return node;
+}
+
+test("compaction keeps the membership in force at its point, so a replaced uncommitted change falls back correctly", (t) => {
+  const initial = { voters: [1, 2, 3, 4, 5], learners: [] };
+  const removed4And5 = { voters: [1, 2, 3], learners: [] };
+  const log = [command(1, 1), config(2, 1, { voters: [1, 2, 3, 4], learners: [] }), config(3, 1, removed4And5), command(4, 1), config(5, 1, { voters: [1, 2, 3], learners: [6] })];
+  const node = raft(1, initial, log, 1, 4);
+  drain(node);
+  node.snapshotCreated({ metadata: { index: 4, term: 1, membership: removed4And5 }, data: "{}" }, 4);
+  // A new leader replaces the uncommitted configuration entry 5.
+  node.step({ type: "MsgApp", from: 2, to: 1, term: 2, prevLogIndex: 4, prevLogTerm: 1, entries: [{ index: 5, term: 2, kind: "noop", data: "" }], commit: 4 });
+  drain(node);
+  t.deepEqual(node.status().membership, removed4And5);
+  node.campaign();
+  const votes = drain(node).messages.filter((message) => message.type === "MsgVote").map((message) => message.to);
+  t.deepEqual(votes, [2, 3], "removed nodes are not asked");
+  for (const from of [4, 5]) node.step({ type: "MsgVoteResp", from, to: 1, term: node.term, reject: false });
+  drain(node);
+  t.is(node.role, "candidate", "votes of removed nodes do not make a leader");
+});
+
+test("ReadIndex ignores a learner's confirmation", (t) => {
+  const node = leaderOf({ voters: [1, 2, 3], learners: [4] });
+  t.is(node.status().commit, 2);
+  t.true(node.readIndex(77).ok);
+  const heartbeat = drain(node).messages.find((message) => message.type === "MsgHeartbeat" && message.to === 4);
+  t.truthy(heartbeat);
+  node.step({ type: "MsgHeartbeatResp", from: 4, to: 1, term: 2, context: heartbeat!.type === "MsgHeartbeat" ? heartbeat!.context : 0 });
+  t.deepEqual(drain(node).readStates, [], "a learner cannot confirm leadership");
+  node.step({ type: "MsgHeartbeatResp", from: 2, to: 1, term: 2, context: heartbeat!.type === "MsgHeartbeat" ? heartbeat!.context : 0 });
+  t.deepEqual(drain(node).readStates, [{ requestId: 77, index: 2 }], "a voter can");
+});
+
+test("a leader removing itself needs the remaining voters to confirm a read", (t) => {
+  const node = leaderOf({ voters: [1, 2], learners: [] });
+  t.true(node.proposeMembership({ type: "remove", nodeId: 1 }).ok);
+  drain(node);
+  t.deepEqual(node.status().membership.voters, [2]);
+  t.true(node.readIndex(5).ok);
+  const out = drain(node);
+  t.deepEqual(out.readStates, [], "no read is served on the leader's word alone");
+  const heartbeat = out.messages.find((message) => message.type === "MsgHeartbeat" && message.to === 2);
+  t.truthy(heartbeat, "the leader asks the remaining voter");
+  node.step({ type: "MsgHeartbeatResp", from: 2, to: 1, term: 2, context: heartbeat!.type === "MsgHeartbeat" ? heartbeat!.context : 0 });
+  t.is(drain(node).readStates.length, 1);
+});
