@@ -1,5 +1,6 @@
 /** What the benchmark needs from a 3-member cluster, whichever system runs it. */
-import type { ServerProcess } from "./processes.ts";
+import * as path from "node:path";
+import { cpuSecondsOf, killProcess, stopProcess, type ServerProcess } from "./processes.ts";
 
 export type SystemName = "pgraft" | "etcd";
 
@@ -44,4 +45,63 @@ export async function pollUntil<T>(what: string, timeoutMs: number, intervalMs: 
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
   throw new Error(`Timed out after ${timeoutMs} ms (${attempts} attempts) waiting for ${what}`);
+}
+
+/**
+ * What both systems' clusters share: member processes that are killed, restarted and stopped the same
+ * way, and CPU accounting that stays monotonic across kills. Subclasses say how a member starts and how
+ * health is judged.
+ */
+export abstract class MemberProcesses implements BenchCluster {
+  abstract readonly system: SystemName;
+  abstract readonly members: readonly Member[];
+  abstract readonly logDirectory: string;
+  /** CPU seconds of member processes that have exited (so totals stay monotonic across kills). */
+  #cpuOfExited = 0;
+
+  /** Starts member `index`'s process on its data directory. */
+  protected abstract spawn(index: number): void;
+  abstract leader(): Promise<Member | undefined>;
+  abstract waitHealthy(timeoutMs: number): Promise<Member>;
+
+  async start(): Promise<void> {
+    for (let i = 0; i < this.members.length; i++) this.spawn(i);
+    await this.waitHealthy(60_000);
+  }
+
+  async kill(member: Member): Promise<void> {
+    if (member.process === undefined) return;
+    const before = cpuSecondsOf(member.process.pid);
+    await killProcess(member.process);
+    this.#cpuOfExited += before ?? 0;
+    member.process = undefined;
+  }
+
+  async restart(member: Member): Promise<void> {
+    this.spawn(this.members.indexOf(member));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      this.members.map(async (member) => {
+        if (member.process) await stopProcess(member.process);
+        member.process = undefined;
+      }),
+    );
+  }
+
+  cpuSeconds(): number {
+    let total = this.#cpuOfExited;
+    for (const member of this.members) if (member.process) total += cpuSecondsOf(member.process.pid) ?? 0;
+    return total;
+  }
+
+  /** Fails the run at once when a member died on its own, pointing at its log. */
+  protected checkAlive(): void {
+    for (const member of this.members) {
+      if (member.process?.exitedAlready) {
+        throw new Error(`${this.system} ${member.name} exited unexpectedly; see ${path.join(this.logDirectory, `${member.name}.log`)}`);
+      }
+    }
+  }
 }

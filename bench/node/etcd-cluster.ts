@@ -6,10 +6,10 @@
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { BenchCluster, Member } from "./cluster.ts";
-import { pollUntil } from "./cluster.ts";
+import type { Member } from "./cluster.ts";
+import { MemberProcesses, pollUntil } from "./cluster.ts";
 import { tryHttp, tryParseJson } from "./http.ts";
-import { cpuSecondsOf, killProcess, startProcess, stopProcess } from "./processes.ts";
+import { startProcess } from "./processes.ts";
 
 export interface EtcdClusterOptions {
   readonly binary: string;
@@ -41,15 +41,15 @@ export function checkEtcdInstalled(binary: string): string {
   return result.stdout.split("\n")[0]!.trim();
 }
 
-export class EtcdCluster implements BenchCluster {
+export class EtcdCluster extends MemberProcesses {
   readonly system = "etcd" as const;
   readonly members: Member[];
   readonly logDirectory: string;
   readonly #options: EtcdClusterOptions;
   readonly #arguments: string[][] = [];
-  #cpuOfExited = 0;
 
   constructor(options: EtcdClusterOptions) {
+    super();
     this.#options = options;
     this.logDirectory = options.directory;
     fs.mkdirSync(options.directory, { recursive: true });
@@ -80,7 +80,7 @@ export class EtcdCluster implements BenchCluster {
     });
   }
 
-  #spawn(index: number): void {
+  protected spawn(index: number): void {
     const member = this.members[index]!;
     member.process = startProcess(`etcd ${member.name}`, this.#options.binary, this.#arguments[index]!, {
       cwd: this.#options.directory,
@@ -88,10 +88,6 @@ export class EtcdCluster implements BenchCluster {
     });
   }
 
-  async start(): Promise<void> {
-    for (let i = 0; i < this.members.length; i++) this.#spawn(i);
-    await this.waitHealthy(60_000);
-  }
 
   async #status(member: Member): Promise<StatusAnswer | undefined> {
     if (member.process === undefined || member.process.exitedAlready) return undefined;
@@ -108,7 +104,7 @@ export class EtcdCluster implements BenchCluster {
 
   async waitHealthy(timeoutMs: number): Promise<Member> {
     return pollUntil(`etcd: 3 running members agreeing on a leader, with the same raft index (logs in ${this.logDirectory})`, timeoutMs, 50, async () => {
-      this.#checkAlive();
+      this.checkAlive();
       const statuses = await Promise.all(this.members.map((member) => this.#status(member)));
       if (statuses.some((status) => status === undefined)) return undefined;
       const leaderId = statuses[0]!.leader;
@@ -120,40 +116,5 @@ export class EtcdCluster implements BenchCluster {
       if (Math.max(...indexes) - Math.min(...indexes) > 2) return undefined;
       return this.members[leaderIndex];
     });
-  }
-
-  #checkAlive(): void {
-    for (const member of this.members) {
-      if (member.process?.exitedAlready) {
-        throw new Error(`etcd ${member.name} exited unexpectedly; see ${path.join(this.logDirectory, `${member.name}.log`)}`);
-      }
-    }
-  }
-
-  async kill(member: Member): Promise<void> {
-    if (member.process === undefined) return;
-    const before = cpuSecondsOf(member.process.pid);
-    await killProcess(member.process);
-    this.#cpuOfExited += before ?? 0;
-    member.process = undefined;
-  }
-
-  async restart(member: Member): Promise<void> {
-    this.#spawn(this.members.indexOf(member));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(
-      this.members.map(async (member) => {
-        if (member.process) await stopProcess(member.process);
-        member.process = undefined;
-      }),
-    );
-  }
-
-  cpuSeconds(): number {
-    let total = this.#cpuOfExited;
-    for (const member of this.members) if (member.process) total += cpuSecondsOf(member.process.pid) ?? 0;
-    return total;
   }
 }

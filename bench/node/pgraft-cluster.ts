@@ -5,10 +5,10 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { BenchCluster, Member } from "./cluster.ts";
-import { pollUntil } from "./cluster.ts";
+import type { Member } from "./cluster.ts";
+import { MemberProcesses, pollUntil } from "./cluster.ts";
 import { tryHttp, tryParseJson } from "./http.ts";
-import { cpuSecondsOf, killProcess, startProcess, stopProcess } from "./processes.ts";
+import { startProcess } from "./processes.ts";
 
 export interface PgraftClusterOptions {
   readonly repositoryRoot: string;
@@ -33,16 +33,15 @@ interface ClusterReport {
   readonly members?: readonly { readonly id: number; readonly state: string; readonly reachable: boolean | null }[];
 }
 
-export class PgraftCluster implements BenchCluster {
+export class PgraftCluster extends MemberProcesses {
   readonly system = "pgraft" as const;
   readonly members: Member[];
   readonly logDirectory: string;
   readonly #options: PgraftClusterOptions;
   readonly #configFiles: string[] = [];
-  /** CPU seconds of member processes that have exited (so totals stay monotonic across kills). */
-  #cpuOfExited = 0;
 
   constructor(options: PgraftClusterOptions) {
+    super();
     this.#options = options;
     this.logDirectory = options.directory;
     const names = ["n1", "n2", "n3"];
@@ -72,7 +71,7 @@ export class PgraftCluster implements BenchCluster {
     });
   }
 
-  #spawn(index: number): void {
+  protected spawn(index: number): void {
     const member = this.members[index]!;
     const args = [path.join(this.#options.repositoryRoot, "bin", "pgraft.js"), "start", "--config", this.#configFiles[index]!, ...this.#options.extraSettings];
     member.process = startProcess(`pgraft ${member.name}`, process.execPath, args, {
@@ -82,10 +81,6 @@ export class PgraftCluster implements BenchCluster {
     });
   }
 
-  async start(): Promise<void> {
-    for (let i = 0; i < this.members.length; i++) this.#spawn(i);
-    await this.waitHealthy(60_000);
-  }
 
   async #health(member: Member): Promise<HealthReport | undefined> {
     if (member.process === undefined || member.process.exitedAlready) return undefined;
@@ -107,7 +102,7 @@ export class PgraftCluster implements BenchCluster {
 
   async waitHealthy(timeoutMs: number): Promise<Member> {
     return pollUntil(`pgraft: 3 running members agreeing on a leader that hears from both followers (logs in ${this.logDirectory})`, timeoutMs, 50, async () => {
-      this.#checkAlive();
+      this.checkAlive();
       const reports = await Promise.all(this.members.map((member) => this.#health(member)));
       if (reports.some((report) => report?.state !== "running")) return undefined;
       const leaderId = reports[0]!.leader_id;
@@ -123,41 +118,5 @@ export class PgraftCluster implements BenchCluster {
       const isLeader = await tryHttp({ method: "GET", url: `${leader.clientUrl}/leader`, timeoutMs: 1000 });
       return isLeader?.status === 200 ? leader : undefined;
     });
-  }
-
-  #checkAlive(): void {
-    for (const member of this.members) {
-      if (member.process?.exitedAlready) {
-        throw new Error(`pgraft ${member.name} exited unexpectedly; see ${path.join(this.logDirectory, `${member.name}.log`)}`);
-      }
-    }
-  }
-
-  async kill(member: Member): Promise<void> {
-    if (member.process === undefined) return;
-    const pid = member.process.pid;
-    const before = cpuSecondsOf(pid);
-    await killProcess(member.process);
-    this.#cpuOfExited += before ?? 0;
-    member.process = undefined;
-  }
-
-  async restart(member: Member): Promise<void> {
-    this.#spawn(this.members.indexOf(member));
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(
-      this.members.map(async (member) => {
-        if (member.process) await stopProcess(member.process);
-        member.process = undefined;
-      }),
-    );
-  }
-
-  cpuSeconds(): number {
-    let total = this.#cpuOfExited;
-    for (const member of this.members) if (member.process) total += cpuSecondsOf(member.process.pid) ?? 0;
-    return total;
   }
 }
