@@ -168,8 +168,9 @@ export class FaultScheduler {
     const cluster = this.cluster;
     const leader = cluster.leader();
     if (leader === undefined) return;
-    const membership = cluster.node(leader)!.status().membership;
-    if (membership.learners.length > 0 || membership.voters.length < 3) return;
+    const status = cluster.node(leader)!.status();
+    const membership = status.membership;
+    if (membership.learners.length > 0 || membership.voters.length < 3 || status.configIndex > status.commit) return;
     const isLost = (id: NodeId): boolean => this.#corrupted.has(id) || cluster.state(id) === "failed";
     const failed = membership.voters.filter(isLost);
     const victim = failed.length > 0 ? this.random.pick(failed) : this.random.pick(membership.voters.filter((id) => id !== leader));
@@ -278,7 +279,11 @@ export class FaultScheduler {
         // those lost before, so a majority can always recover.
         const leader = cluster.leader();
         if (leader === undefined) return;
-        const voters = cluster.node(leader)!.status().membership.voters;
+        const status = cluster.node(leader)!.status();
+        // While a membership change is uncommitted, two configurations are in play and the older one
+        // may still be the one that counts: lose no disk until the change settles.
+        if (status.configIndex > status.commit) return;
+        const voters = status.membership.voters;
         const lost = voters.filter((id) => this.#corrupted.has(id) || cluster.state(id) === "failed").length;
         if (lost + 1 > Math.floor((voters.length - 1) / 2)) return;
         const live = voters.filter((id) => cluster.state(id) === "up" && !this.#corrupted.has(id));

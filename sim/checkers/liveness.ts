@@ -47,11 +47,16 @@ function explain(cluster: SimCluster, boundMs: number, lastLeader: NodeId | unde
     const s = node.status();
     return `n${id} ${s.role} term ${s.term} leader ${s.leaderId} last ${s.lastIndex}/${s.lastTerm} commit ${s.commit}${s.role === "leader" ? ` quorumActive=${s.quorumActive}` : ""}`;
   });
-  const live = cluster.liveIds().length;
-  const majority = Math.floor(cluster.ids.length / 2) + 1;
+  // The voters as the most up-to-date live node knows them (membership changes make cluster.ids a
+  // list of every machine ever started, not of the members).
+  const statuses = cluster.liveIds().map((id) => cluster.node(id)!.status());
+  const newest = statuses.reduce<(typeof statuses)[number] | undefined>((best, s) => (!best || s.lastIndex > best.lastIndex ? s : best), undefined);
+  const voters = newest?.membership.voters ?? cluster.ids;
+  const live = voters.filter((id) => cluster.state(id) === "up").length;
+  const majority = Math.floor(voters.length / 2) + 1;
   const why =
     live < majority
-      ? `only ${live} of ${cluster.ids.length} nodes are up, a majority needs ${majority}`
+      ? `only ${live} of the ${voters.length} voters (${voters.map((id) => `n${id}`).join(", ")}) are up, a majority needs ${majority}`
       : lastLeader === undefined
         ? "no node became leader with a live quorum"
         : `leader n${lastLeader} did not commit the probe write`;

@@ -124,7 +124,7 @@ test("checkLiveness() explains a cluster that lost its majority for good", (t) =
   c.crash(2);
   const result = checkLiveness(c, { boundMs: 5_000, probeKey: "probe" });
   t.false(result.ok);
-  if (!result.ok) t.regex(result.reason, /only 1 of 3 nodes are up, a majority needs 2/);
+  if (!result.ok) t.regex(result.reason, /only 1 of the 3 voters \(n1, n2, n3\) are up, a majority needs 2/);
 });
 
 test("checkLiveness() passes once a crashed majority restarts", (t) => {
