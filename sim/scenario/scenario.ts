@@ -8,6 +8,7 @@
  * faults are verbs, and expectations are checks on things an operator can observe (the leader, terms,
  * the outcome of writes and reads, membership). scenarios/README.md documents the YAML.
  */
+import type { WorkloadOptions } from "../workload.ts";
 
 /** A node as a step or an expectation names it; selectors resolve when the step runs. */
 export type NodeSelector =
@@ -182,18 +183,8 @@ export interface ScenarioTiming {
   readonly logEntriesMax: number;
 }
 
-export interface ScenarioWorkload {
-  readonly clients: number;
-  readonly keys: number;
-  readonly thinkTimeMsMean: number;
-  /** One-way latency between a client and a node. */
-  readonly clientLatencyMs: number;
-  /** A client gives up on an operation after this; a write's outcome is then unknown. */
-  readonly clientTimeoutMs: number;
-  readonly readRatio: number;
-  readonly casRatio: number;
-  readonly deleteRatio: number;
-}
+/** A scenario's client load: the simulator's workload options, field for field. */
+export type ScenarioWorkload = WorkloadOptions;
 
 export interface Scenario {
   readonly name: string;
