@@ -226,16 +226,8 @@ export const NETWORK_DEFAULTS: NetworkConditions = {
   duplicateRate: 0,
 };
 
-export const WORKLOAD_DEFAULTS: ScenarioWorkload = {
-  clients: 4,
-  keys: 6,
-  thinkTimeMsMean: 40,
-  clientLatencyMs: 1,
-  clientTimeoutMs: 3_000,
-  readRatio: 0.4,
-  casRatio: 0.2,
-  deleteRatio: 0.05,
-};
+/** A scenario without a `workload:` section gets the simulator's default client load. */
+export { WORKLOAD_DEFAULTS } from "../workload.ts";
 
 /** Probe defaults for `writes:` and `reads:` expectations. */
 export const PROBE_EVERY_MS_DEFAULT = 250;
