@@ -40,7 +40,8 @@ Modes (profile verification when none is given):
   --jitter 10ms        with --rtt: how much the round trip varies (default 0)
 
 Options:
-  --trials N           Figure 16 trials per range (default 1000; 150-150 runs N/10, as the paper)
+  --trials N           Figure 16 trials per range (default 1000; 150-150 runs N/10, as the paper;
+                       the two variants and each cell of the split sweep run N/5)
   --seeds N            failover trials per profile and latency (default 200)
   --quick              a fast, smaller run (fewer trials, 10 simulated minutes for spurious elections)
   --long               profiles: extend the latency sweep to 3000 ms to find where each profile breaks

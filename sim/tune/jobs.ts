@@ -4,7 +4,7 @@
  * `runJob` is what a worker process (or the main process, with --workers 1) executes.
  */
 import { unreachable } from "../../src/assert.ts";
-import { FIGURE16_MODELS, runFigure16Trial, type Figure16ModelName, type Figure16Trial } from "./figure16.ts";
+import { runFigure16Trial, type Figure16Settings, type Figure16Trial } from "./figure16.ts";
 import {
   runFailoverTrial,
   runFailure,
@@ -17,7 +17,14 @@ import {
 } from "./failover.ts";
 
 export type TuneJob =
-  | { readonly kind: "figure16"; readonly model: Figure16ModelName; readonly range: string; readonly seeds: readonly string[]; readonly durationMsMax: number }
+  | {
+      readonly kind: "figure16";
+      /** Which model or sweep cell the batch belongs to (for collecting; the settings say what runs). */
+      readonly label: string;
+      readonly range: string;
+      readonly seeds: readonly string[];
+      readonly settings: Figure16Settings;
+    }
   | { readonly kind: "failover"; readonly cell: ExperimentCell; readonly seeds: readonly string[] }
   | { readonly kind: "quiet"; readonly cell: ExperimentCell; readonly seed: string; readonly durationMs: number }
   | { readonly kind: "failure"; readonly failure: FailureKind; readonly cell: ExperimentCell; readonly seeds: readonly string[] };
@@ -30,10 +37,8 @@ export type TuneJobResult =
 
 export function runJob(job: TuneJob): TuneJobResult {
   switch (job.kind) {
-    case "figure16": {
-      const settings = { ...FIGURE16_MODELS[job.model].settings, durationMsMax: job.durationMsMax };
-      return { kind: "figure16", trials: job.seeds.map((seed) => runFigure16Trial(job.range, seed, settings)) };
-    }
+    case "figure16":
+      return { kind: "figure16", trials: job.seeds.map((seed) => runFigure16Trial(job.range, seed, job.settings)) };
     case "failover":
       return { kind: "failover", trials: job.seeds.map((seed) => runFailoverTrial(job.cell, seed)) };
     case "quiet":
@@ -58,7 +63,7 @@ export function jobCost(job: TuneJob): number {
   switch (job.kind) {
     case "figure16": {
       const [min = 150, max = 150] = job.range.split("-").map(Number);
-      const slow = max - min <= 1 ? job.durationMsMax / 2 : 20 * max;
+      const slow = max - min <= 1 ? job.settings.durationMsMax / 2 : 20 * max;
       return job.seeds.length * (slow / (max - min <= 1 ? 0.25 : 1));
     }
     case "failover":
