@@ -315,6 +315,9 @@ export class SimCluster {
     for (const host of this.#hosts.values()) {
       host.crashDuringWrite = false;
       host.diskFailed = false;
+      // An armed crash may already sit in the disk, waiting for a save that wrote nothing to sync
+      // (seed 980 crashed a node 100 ms into its liveness phase that way).
+      host.disk.failNextSync = false;
     }
   }
 

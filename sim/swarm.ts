@@ -22,7 +22,9 @@ export type FaultKind =
   | "disk-corruption"
   | "transfer"
   | "replace-node"
-  | "slow-disk";
+  | "slow-disk"
+  | "learner-partition"
+  | "leader-leaves-partitioned";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "partition",
@@ -36,7 +38,20 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "transfer",
   "replace-node",
   "slow-disk",
+  "learner-partition",
+  "leader-leaves-partitioned",
 ];
+
+/** The fault kinds drawn one by one at the start of a world's draw (the first swarm's mix). */
+const FAULT_KINDS_FIRST: readonly FaultKind[] = FAULT_KINDS.slice(0, 11);
+/**
+ * Kinds added later are drawn after every other knob, so that adding one leaves the worlds of
+ * existing seeds as they were wherever the new kind is off (their failures stay reproducible).
+ */
+const FAULT_KINDS_LATER: readonly FaultKind[] = FAULT_KINDS.slice(11);
+
+/** Hosts a swarm world may create by adding nodes, so membership faults cannot grow it without end. */
+const HOSTS_MAX = 9;
 
 export interface Knobs {
   readonly nodeCount: number;
@@ -45,6 +60,9 @@ export interface Knobs {
   readonly tornWrites: boolean;
   /** Peers see a crashed node's connections close (production over TCP) or only its silence. */
   readonly connectionResetOnCrash: boolean;
+  /** pgraft.pre_vote and pgraft.check_quorum: on by default; operators may turn either off. */
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
   /** pgraft.snapshot_interval and pgraft.max_log_entries, small so snapshots and compaction happen often. */
   readonly snapshotIntervalEntries: number;
   readonly logEntriesMax: number;
@@ -63,6 +81,8 @@ export function quietKnobs(nodeCount: number): Knobs {
     driftMax: 0,
     tornWrites: false,
     connectionResetOnCrash: true,
+    preVote: true,
+    checkQuorum: true,
     snapshotIntervalEntries: 10_000,
     logEntriesMax: 10_000,
     faults: [],
@@ -74,9 +94,9 @@ export function quietKnobs(nodeCount: number): Knobs {
 
 export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs {
   const latencyMs = random.int(1, 30);
-  const faults = FAULT_KINDS.filter(() => random.chance(0.55));
-  if (faults.length === 0) faults.push(random.pick(FAULT_KINDS));
-  return {
+  const faults = FAULT_KINDS_FIRST.filter(() => random.chance(0.55));
+  if (faults.length === 0) faults.push(random.pick(FAULT_KINDS_FIRST));
+  const knobs = {
     nodeCount: nodeCount ?? random.pick([3, 3, 5, 5, 4, 1, 2, 7]),
     network: {
       latencyMs,
@@ -90,7 +110,6 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
     connectionResetOnCrash: random.chance(0.5),
     snapshotIntervalEntries: random.chance(0.7) ? random.int(20, 2_000) : 10_000,
     logEntriesMax: random.pick([0, 0, 5, 20, 100, 500]),
-    faults,
     faultIntervalMsMean: random.int(200, 5_000),
     faultDurationMsMax: random.int(500, 12_000),
     workload: {
@@ -103,6 +122,11 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
       deleteRatio: random.real(0, 0.1),
     },
   };
+  // Drawn after everything above (see FAULT_KINDS_LATER).
+  for (const kind of FAULT_KINDS_LATER) if (random.chance(0.3)) faults.push(kind);
+  const preVote = random.chance(0.8);
+  const checkQuorum = random.chance(0.8);
+  return { ...knobs, faults, preVote, checkQuorum };
 }
 
 export function describeKnobs(knobs: Knobs): string {
@@ -115,6 +139,8 @@ export function describeKnobs(knobs: Knobs): string {
     `drift=${knobs.driftMax.toFixed(3)}`,
     `torn=${knobs.tornWrites}`,
     `reset=${knobs.connectionResetOnCrash}`,
+    `prevote=${knobs.preVote}`,
+    `checkquorum=${knobs.checkQuorum}`,
     `snapshot=${knobs.snapshotIntervalEntries}/${knobs.logEntriesMax}`,
     `faults=${knobs.faults.join(",") || "none"}`,
     `every~${knobs.faultIntervalMsMean}ms`,
@@ -187,6 +213,53 @@ export class FaultScheduler {
         cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`),
       );
     });
+  }
+
+  /**
+   * Adds a brand-new node and, at the same moment, cuts the leader off from the other voters with only
+   * that node, still a learner, on its side: the majority elects a new leader and writes, while the old
+   * one (which keeps leading without CheckQuorum) must not count the learner towards anything, reads
+   * included. Skipped while a change is in flight or when the world has grown to HOSTS_MAX hosts.
+   */
+  #learnerPartition(): void {
+    const cluster = this.cluster;
+    const leader = cluster.leader();
+    if (leader === undefined || cluster.ids.length >= HOSTS_MAX) return;
+    const status = cluster.node(leader)!.status();
+    const membership = status.membership;
+    if (membership.learners.length > 0 || membership.voters.length < 3 || status.configIndex > status.commit) return;
+    const added = cluster.addHost();
+    cluster.changeMembership(leader, { type: "add", nodeId: added }, 1, (result) =>
+      cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`),
+    );
+    const others = membership.voters.filter((id) => id !== leader);
+    cluster.partition([leader, added], others);
+    this.#repairLater(() => cluster.heal());
+  }
+
+  /**
+   * The leader is asked to remove itself and, at once, is cut off with one other voter. It no longer
+   * counts itself once the change is appended, so it must not confirm reads or commit with the other
+   * alone; with four voters the rest (three in the new configuration) may elect a leader meanwhile.
+   * Only from four voters up, so that three remain.
+   */
+  #leaderLeavesPartitioned(): void {
+    const cluster = this.cluster;
+    const leader = cluster.leader();
+    if (leader === undefined) return;
+    const status = cluster.node(leader)!.status();
+    const membership = status.membership;
+    if (membership.learners.length > 0 || membership.voters.length < 4 || status.configIndex > status.commit) return;
+    const isLost = (id: NodeId): boolean => this.#corrupted.has(id) || cluster.state(id) === "failed";
+    const others = membership.voters.filter((id) => id !== leader);
+    const healthy = others.filter((id) => !isLost(id)).length;
+    if (healthy < Math.floor(others.length / 2) + 1) return;
+    cluster.changeMembership(leader, { type: "remove", nodeId: leader }, 1, (result) =>
+      cluster.trace.record(cluster.clock.nowMs, `remove n${leader} (the leader): ${result.ok ? "done" : result.error.message}`),
+    );
+    const companion = this.random.pick(others);
+    cluster.partition([leader, companion], others.filter((id) => id !== companion));
+    this.#repairLater(() => cluster.heal());
   }
 
   #repairLater(repair: () => void): void {
@@ -266,6 +339,14 @@ export class FaultScheduler {
       }
       case "replace-node": {
         this.#replaceNode();
+        return;
+      }
+      case "learner-partition": {
+        this.#learnerPartition();
+        return;
+      }
+      case "leader-leaves-partitioned": {
+        this.#leaderLeavesPartitioned();
         return;
       }
       case "slow-disk": {

@@ -522,7 +522,7 @@ export class Raft {
 
   #tickElection(): void {
     this.#electionElapsed++;
-    if (this.#electionElapsed >= this.#randomizedElectionTicks && this.#isVoter()) {
+    if (this.#electionElapsed >= this.#randomizedElectionTicks && this.#mayCampaign()) {
       this.#electionElapsed = 0;
       this.#campaign(this.#config.preVote ? "pre-vote" : "election", false);
     }
@@ -1164,6 +1164,22 @@ export class Raft {
 
   #isVoter(): boolean {
     return this.#membership.voters.includes(this.id);
+  }
+
+  /**
+   * A voter campaigns; so does a node that an uncommitted configuration entry removes but that was a
+   * voter before it (thesis 4.2.2: such a server "might still be needed until the C_new entry is
+   * committed"). Without that, a cluster can stall for good: a leader appends its own removal, loses
+   * its leadership before the entry commits, and is then the only node whose log is complete enough to
+   * win, yet it no longer counts itself a voter and waits, while it refuses the others as less up to
+   * date (the swarm found this: seeds 39, 116 and 217 with leader-leaves-partitioned). It still needs
+   * a majority of the configuration that removes it, its own vote not counted, so elections stay safe;
+   * once it leads and the entry commits, it steps down (#maybeCommit).
+   */
+  #mayCampaign(): boolean {
+    if (this.#isVoter()) return true;
+    if (this.#configIndex <= this.#log.committed) return false;
+    return this.#membershipAt(this.#configIndex - 1).voters.includes(this.id);
   }
 
   #send(message: Message): void {

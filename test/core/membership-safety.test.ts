@@ -90,3 +90,37 @@ test("a leader removing itself needs the remaining voters to confirm a read", (t
   node.step({ type: "MsgHeartbeatResp", from: 2, to: 1, term: 2, context: heartbeat!.type === "MsgHeartbeat" ? heartbeat!.context : 0 });
   t.is(drain(node).readStates.length, 1);
 });
+
+test("a node that an uncommitted entry removes still campaigns, needs a majority of the others, and steps down once the removal commits", (t) => {
+  // Thesis 4.2.2: it "might still be needed until the C_new entry is committed". Here it holds the only
+  // complete log (it was the leader that appended its own removal), so without it nobody could win.
+  const node = raft(1, { voters: [1, 2, 3, 4], learners: [] }, [command(1, 1), config(2, 1, { voters: [2, 3, 4], learners: [] })], 1, 1);
+  drain(node);
+  for (let i = 0; i < 100 && node.role === "follower"; i++) node.tick();
+  t.is(node.role, "candidate", "it campaigns although its latest configuration leaves it out");
+  const asked = drain(node).messages.filter((message) => message.type === "MsgVote").map((message) => message.to);
+  t.deepEqual(asked, [2, 3, 4], "it asks the voters of the configuration that removes it");
+  node.step({ type: "MsgVoteResp", from: 2, to: 1, term: 2, reject: false });
+  drain(node);
+  t.is(node.role, "candidate", "its own vote does not count: it needs two of nodes 2, 3 and 4");
+  node.step({ type: "MsgVoteResp", from: 3, to: 1, term: 2, reject: false });
+  drain(node);
+  t.is(node.role, "leader");
+  for (const from of [2, 3]) node.step({ type: "MsgAppResp", from, to: 1, term: 2, reject: false, index: 3, hintIndex: 0, hintTerm: 0 });
+  drain(node);
+  t.is(node.status().commit, 3, "its no-op commits the removal with it");
+  t.is(node.role, "follower", "and with the removal committed it steps down");
+  for (let i = 0; i < 100; i++) node.tick();
+  t.is(node.role, "follower", "a node whose removal is committed never campaigns again");
+});
+
+test("a node whose removal is committed, or that was never a voter, does not campaign", (t) => {
+  const removed = raft(1, { voters: [1, 2, 3, 4], learners: [] }, [command(1, 1), config(2, 1, { voters: [2, 3, 4], learners: [] })], 1, 2);
+  const learner = raft(5, { voters: [1, 2, 3], learners: [] }, [command(1, 1), config(2, 1, { voters: [1, 2, 3], learners: [5] })], 1, 1);
+  for (const node of [removed, learner]) {
+    drain(node);
+    for (let i = 0; i < 100; i++) node.tick();
+    t.is(node.role, "follower", `node ${node.id}`);
+    t.deepEqual(drain(node).messages.filter((message) => message.type === "MsgVote" || message.type === "MsgPreVote"), []);
+  }
+});
