@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { AssertionError } from "../src/assert.ts";
 import { SimCluster } from "./cluster.ts";
 import { checkLinearizable } from "./checkers/linearizability.ts";
-import { checkLiveness, LIVENESS_ELECTION_TIMEOUTS_MAX } from "./checkers/liveness.ts";
+import { checkLiveness, livenessBoundMs } from "./checkers/liveness.ts";
 import { SafetyViolation } from "./checkers/safety.ts";
 import { Random } from "./random.ts";
 import { describeKnobs, drawKnobs, FaultScheduler, type Knobs, quietKnobs } from "./swarm.ts";
@@ -147,7 +147,7 @@ export function runSeed(options: RunOptions): RunResult {
     faults.stop();
     healAll(cluster);
     const liveness = checkLiveness(cluster, {
-      boundMs: LIVENESS_ELECTION_TIMEOUTS_MAX * electionTimeoutMs,
+      boundMs: livenessBoundMs(electionTimeoutMs, knobs.network.lossRate, votersMax(cluster)),
       probeKey: "liveness-probe",
     });
     if (liveness.ok) recoveryMs = liveness.recoveryMs;
@@ -196,6 +196,13 @@ export function runSeed(options: RunOptions): RunResult {
     traceLines: trace.lines(),
     replay: `npm run sim -- --seed ${options.seed}${options.faults === "swarm" ? " --faults swarm" : ""}${options.nodeCount ? ` --nodes ${options.nodeCount}` : ""} --duration ${options.durationMs / 1000}s --trace seed-${options.seed}.trace`,
   };
+}
+
+/** The most voters any running node's configuration has: the largest quorum recovery may need. */
+function votersMax(cluster: SimCluster): number {
+  let voters = 1;
+  for (const id of cluster.liveIds()) voters = Math.max(voters, cluster.node(id)?.status().membership.voters.length ?? 1);
+  return voters;
 }
 
 function healAll(cluster: SimCluster): void {
