@@ -57,8 +57,11 @@ export interface ToxicStage {
   readonly closesOnRemoval: boolean;
 }
 
-/** Bytes or chunks a stage holds are bounded by the link's held-bytes limit; this bounds one pump. */
-const PUMP_STEPS_MAX = 1_000_000;
+/**
+ * Steps one pump takes before it yields to the event loop (a slicer cutting 16 MiB into 1-byte pieces
+ * without delay must not starve every other connection); the rest follows on the next timer turn.
+ */
+export const PUMP_STEPS_PER_TURN = 10_000;
 
 /** The one timer a stage may have running; cleared by drain() and dispose(). */
 export class StageTimer {
@@ -83,6 +86,59 @@ export class StageTimer {
   }
 }
 
+/**
+ * A FIFO of chunks with O(1) take from the front (an array's shift() is O(n), and a stage may hold
+ * hundreds of thousands of small chunks within the link's byte bound).
+ */
+export class ChunkQueue {
+  #items: Chunk[] = [];
+  #head = 0;
+
+  get size(): number {
+    return this.#items.length - this.#head;
+  }
+
+  first(): Chunk | undefined {
+    return this.#items[this.#head];
+  }
+
+  push(chunk: Chunk): void {
+    this.#items.push(chunk);
+  }
+
+  shift(): Chunk | undefined {
+    const chunk = this.#items[this.#head];
+    if (chunk === undefined) return undefined;
+    this.#head += 1;
+    if (this.#head >= 1024 && this.#head * 2 >= this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return chunk;
+  }
+
+  /** Replaces the first chunk (with what is left of it after a piece was sent). */
+  replaceFirst(chunk: Chunk): void {
+    assert(this.size > 0, "ChunkQueue.replaceFirst(): the queue is empty");
+    this.#items[this.#head] = chunk;
+  }
+
+  toArray(): Chunk[] {
+    return this.#items.slice(this.#head);
+  }
+
+  bytes(): number {
+    let total = 0;
+    for (let index = this.#head; index < this.#items.length; index++) total += this.#items[index]!.data.length;
+    return total;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
 /** What a queued stage does with the chunk at the head of its queue. */
 export type HeadStep =
   /** The head was handled (emitted, cut, dropped): look at the next one. */
@@ -103,7 +159,7 @@ export function waitMs(delayMs: number): HeadStep {
  * of the queue goes first, and a close waits behind every chunk that arrived before it.
  */
 export abstract class QueuedStage implements ToxicStage {
-  protected readonly queue: Chunk[] = [];
+  protected readonly queue = new ChunkQueue();
   protected readonly timer = new StageTimer();
   #end: CloseMode | undefined;
   /** Set once the stage closed its output, was drained or was disposed: it does nothing more. */
@@ -114,10 +170,6 @@ export abstract class QueuedStage implements ToxicStage {
     protected readonly output: StageOutput,
     protected readonly environment: StageEnvironment,
   ) {}
-
-  protected get stopped(): boolean {
-    return this.#stopped;
-  }
 
   push(chunk: Chunk): void {
     if (this.#stopped) {
@@ -136,7 +188,7 @@ export abstract class QueuedStage implements ToxicStage {
   }
 
   drain(): Drained {
-    const drained = { chunks: this.#stopped ? [] : this.heldChunks(), end: this.#stopped ? undefined : this.#end, passedBytes: this.passedBytes() };
+    const drained: Drained = this.#stopped ? { chunks: [], end: undefined, passedBytes: 0 } : { chunks: this.queue.toArray(), end: this.#end, passedBytes: 0 };
     this.stop();
     return drained;
   }
@@ -145,17 +197,8 @@ export abstract class QueuedStage implements ToxicStage {
     this.stop();
   }
 
-  /** Handles the head of the queue; `queue[0]` is defined. */
+  /** Handles the head of the queue (`queue.first()`, which is defined). */
   protected abstract step(head: Chunk, nowMs: number): HeadStep;
-
-  /** What the stage holds, oldest first (a stage that cut the head returns the rest of it). */
-  protected heldChunks(): Chunk[] {
-    return [...this.queue];
-  }
-
-  protected passedBytes(): number {
-    return 0;
-  }
 
   /** Called once the queue is empty and the close has arrived; by default passes the close on. */
   protected onEnd(mode: CloseMode): void {
@@ -164,19 +207,21 @@ export abstract class QueuedStage implements ToxicStage {
 
   protected closeOutput(mode: CloseMode): void {
     if (this.#stopped) return;
-    let dropped = 0;
-    for (const chunk of this.queue) dropped += chunk.data.length;
+    const dropped = this.queue.bytes();
     if (dropped > 0) this.output.discard(dropped);
-    this.queue.length = 0;
+    this.queue.clear();
     this.stop();
     this.output.close(mode);
   }
 
-  /** Runs the queue until it must wait, holds, or is empty. */
+  /** Runs the queue until it must wait, holds, or is empty; yields after PUMP_STEPS_PER_TURN steps. */
   protected pump(): void {
     for (let steps = 0; !this.#stopped && !this.timer.active; steps++) {
-      assert(steps < PUMP_STEPS_MAX, `QueuedStage.pump(): more than ${PUMP_STEPS_MAX} steps without waiting`);
-      const head = this.queue[0];
+      if (steps === PUMP_STEPS_PER_TURN) {
+        this.timer.set(0, () => this.pump());
+        return;
+      }
+      const head = this.queue.first();
       if (head === undefined) {
         if (this.#end !== undefined) this.onEnd(this.#end);
         return;

@@ -20,6 +20,7 @@ import { assert, unreachable } from "../../src/assert.ts";
 import type { ToxicRandom } from "./random.ts";
 import {
   type Chunk,
+  type ChunkQueue,
   type CloseMode,
   type Drained,
   HOLD,
@@ -148,11 +149,11 @@ class BandwidthStage extends QueuedStage {
 }
 
 /** Emits the first `bytes` of the queue's head and leaves the rest of it at the head. */
-function emitHeadPiece(queue: Chunk[], bytes: number, output: StageOutput): void {
-  const head = queue[0];
+function emitHeadPiece(queue: ChunkQueue, bytes: number, output: StageOutput): void {
+  const head = queue.first();
   assert(head !== undefined && bytes > 0 && bytes <= head.data.length, `emitHeadPiece(): cannot take ${bytes} bytes from the head`);
   if (bytes === head.data.length) queue.shift();
-  else queue[0] = { data: head.data.subarray(bytes), arrivalMs: head.arrivalMs };
+  else queue.replaceFirst({ data: head.data.subarray(bytes), arrivalMs: head.arrivalMs });
   output.emit({ data: head.data.subarray(0, bytes), arrivalMs: head.arrivalMs });
 }
 
@@ -249,8 +250,9 @@ export interface SlicerSettings {
 }
 
 class SlicerStage extends QueuedStage {
-  /** Sizes of the pieces of the head still to send. */
+  /** Sizes of the pieces of the head, and how many of them were sent. */
   #pieceSizes: number[] | undefined;
+  #piecesSent = 0;
   #nextPieceMs = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -263,11 +265,15 @@ class SlicerStage extends QueuedStage {
 
   protected step(head: Chunk, nowMs: number): HeadStep {
     const { averageSizeBytes, sizeVariationBytes, delayUs } = this.settings;
-    this.#pieceSizes ??= sliceSizes(head.data.length, averageSizeBytes, sizeVariationBytes, this.environment.random);
+    if (this.#pieceSizes === undefined) {
+      this.#pieceSizes = sliceSizes(head.data.length, averageSizeBytes, sizeVariationBytes, this.environment.random);
+      this.#piecesSent = 0;
+    }
     if (nowMs < this.#nextPieceMs) return waitMs(this.#nextPieceMs - nowMs);
-    const size = this.#pieceSizes.shift();
+    const size = this.#pieceSizes[this.#piecesSent];
     assert(size !== undefined, "SlicerStage.step(): no piece left for the head");
-    if (this.#pieceSizes.length === 0) this.#pieceSizes = undefined;
+    this.#piecesSent += 1;
+    if (this.#piecesSent === this.#pieceSizes.length) this.#pieceSizes = undefined;
     emitHeadPiece(this.queue, size, this.output);
     // Keep a virtual schedule, so delays under the 1 ms timer resolution still average out; restart it
     // from now after an idle spell so no burst builds up.
