@@ -22,13 +22,50 @@ const TABLE: Uint32Array = (() => {
   return table;
 })();
 
+/**
+ * Slicing-by-8 tables (Intel's method): SLICES[k][b] is the CRC of byte b followed by k zero bytes, so
+ * eight input bytes fold into the CRC with eight lookups and no per-byte shift chain. About four times
+ * the speed of the one-table loop, which matters for snapshots of tens of megabytes (every byte of
+ * every record is checksummed on write and on read).
+ */
+const SLICES: readonly Uint32Array[] = (() => {
+  const slices = [TABLE];
+  for (let k = 1; k < 8; k++) {
+    const previous = slices[k - 1]!;
+    const table = new Uint32Array(256);
+    for (let byte = 0; byte < 256; byte++) table[byte] = (TABLE[previous[byte]! & 0xff]! ^ (previous[byte]! >>> 8)) >>> 0;
+    slices.push(table);
+  }
+  return slices;
+})();
+
 /** The CRC-32 of `bytes[start, end)`, as an unsigned 32-bit integer. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
   checkRange(bytes, start, end);
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = SLICES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let crc = 0xffffffff;
-  for (let i = start; i < end; i++) {
-    crc = TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  let i = start;
+  for (const last8 = end - 8; i <= last8; i += 8) {
+    const low = (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;
+    crc =
+      t7[low & 0xff]! ^
+      t6[(low >>> 8) & 0xff]! ^
+      t5[(low >>> 16) & 0xff]! ^
+      t4[low >>> 24]! ^
+      t3[bytes[i + 4]!]! ^
+      t2[bytes[i + 5]!]! ^
+      t1[bytes[i + 6]!]! ^
+      t0[bytes[i + 7]!]!;
   }
+  for (; i < end; i++) crc = TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The one-table CRC, byte by byte: the reference the fast one is tested against. */
+export function crc32Bytewise(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  checkRange(bytes, start, end);
+  let crc = 0xffffffff;
+  for (let i = start; i < end; i++) crc = TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 

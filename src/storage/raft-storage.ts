@@ -6,7 +6,11 @@
  * - `log-000001.seg`, `log-000002.seg`, ...: append-only segments of records `[u32 length][u32 crc32]
  *   [payload]` (little-endian; the CRC covers the payload), each payload the UTF-8 JSON of one Entry. A
  *   segment holds at most `segmentEntriesMax` entries; the log is the segments in sequence order.
- * - `hardstate.json`, `snapshot.json`: one record each, same framing, replaced with `writeAtomic`.
+ * - `hardstate.json`, `snapshot.json`: one record each, same framing, replaced with `writeAtomic`. The
+ *   snapshot's payload is its metadata as one line of JSON, a newline, then the state machine's image
+ *   as it is (not escaped into a JSON string a second time: for a store of tens of megabytes that
+ *   escaping cost as much as taking the image). A payload without a newline is the older format, the
+ *   whole snapshot as JSON, and is still read.
  *
  * `save()` persists a Ready batch in the order that keeps recovery sound: the snapshot first, then the
  * entries (one sync for the whole batch: group commit), then the hard state. The log is synced before
@@ -233,7 +237,7 @@ export class RaftStorage {
     assert(Number.isInteger(index) && index >= 1, `save(): snapshot index ${index} is not a log index`);
     assert(index >= snapshotIndexStored, `save(): snapshot ${index} is older than the stored snapshot ${snapshotIndexStored}`);
     if (index === snapshotIndexStored) assert(term === this.snapshot!.metadata.term, `save(): snapshot ${index} changed its term`);
-    this.writeSingleRecordFile(SNAPSHOT_FILE, snapshot);
+    this.writeRecordFile(SNAPSHOT_FILE, this.encoder.encode(`${JSON.stringify(snapshot.metadata)}\n${snapshot.data}`));
     // The stored log survives only if it agrees with the snapshot. Otherwise it is stale: a leader sent
     // the snapshot because this node lacks or contradicts the entries it covers.
     const agrees = this.logAgreesWith(index, term);
@@ -433,7 +437,11 @@ export class RaftStorage {
   }
 
   private writeSingleRecordFile(name: string, value: unknown): void {
-    const record = encodeRecord(this.encoder.encode(JSON.stringify(value)));
+    this.writeRecordFile(name, this.encoder.encode(JSON.stringify(value)));
+  }
+
+  private writeRecordFile(name: string, payload: Uint8Array): void {
+    const record = encodeRecord(payload);
     this.disk.writeAtomic(name, record);
     this.syncCount++;
     this.bytesWritten += record.length;
@@ -620,8 +628,24 @@ function decodeHardState(decoder: TextDecoder, payload: Uint8Array): HardState |
   return { term: value.term, vote: value.vote, commit: value.commit };
 }
 
+const NEWLINE = 0x0a;
+
 function decodeSnapshot(decoder: TextDecoder, payload: Uint8Array): Snapshot | undefined {
-  const value = decodeJson(decoder, payload) as Partial<Snapshot> | undefined;
+  const newline = payload.indexOf(NEWLINE);
+  let value: Partial<Snapshot> | undefined;
+  if (newline === -1) {
+    // The older format: the whole snapshot as one JSON value (JSON text never holds a raw newline).
+    value = decodeJson(decoder, payload) as Partial<Snapshot> | undefined;
+  } else {
+    const metadata = decodeJson(decoder, payload.subarray(0, newline)) as Snapshot["metadata"] | undefined;
+    let data: string;
+    try {
+      data = decoder.decode(payload.subarray(newline + 1));
+    } catch {
+      return undefined;
+    }
+    value = { metadata, data };
+  }
   if (typeof value !== "object" || value === null || typeof value.data !== "string") return undefined;
   const metadata = value.metadata;
   if (typeof metadata !== "object" || metadata === null) return undefined;

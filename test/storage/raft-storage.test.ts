@@ -700,3 +700,35 @@ test("SimDisk: crashes inside saves, with torn writes, recover to a state betwee
   t.true(partialBatches > 10, `only ${partialBatches} partly recovered batches`);
   t.true(resets > 20, `only ${resets} snapshot resets`);
 });
+
+eachBackend("a snapshot image with newlines, quotes and non-ASCII text comes back exactly, metadata and all", (t, harness) => {
+  const storage = RaftStorage.open(harness.disk);
+  storage.save({ entries: entries(1, 5, 1) });
+  const image = `{"records":[["a\\nb","line one\nline two"],["ü","✓ \\"quoted\\""]]}\n\nend`;
+  const snapshot: Snapshot = { metadata: { index: 5, term: 1, membership: { voters: [1, 2, 3], learners: [4] } }, data: image };
+  storage.save({ snapshot, entries: [] });
+  const recovered = RaftStorage.open(harness.reopen()).state();
+  t.deepEqual(recovered.snapshot, snapshot);
+});
+
+eachBackend("a snapshot file in the older format (the whole snapshot as one JSON value) is still read", (t, harness) => {
+  const snapshot = snapshotAt(9, 2);
+  const payload = new TextEncoder().encode(JSON.stringify(snapshot));
+  const record = new Uint8Array(8 + payload.length);
+  new DataView(record.buffer).setUint32(0, payload.length, true);
+  new DataView(record.buffer).setUint32(4, crc32(payload), true);
+  record.set(payload, 8);
+  harness.disk.writeAtomic("snapshot.json", record);
+  t.deepEqual(RaftStorage.open(harness.reopen()).state().snapshot, snapshot);
+});
+
+eachBackend("a snapshot whose metadata line is damaged but whose checksum holds is refused as invalid", (t, harness) => {
+  const payload = new TextEncoder().encode(`{"index":0,"term":1}\nimage`);
+  const record = new Uint8Array(8 + payload.length);
+  new DataView(record.buffer).setUint32(0, payload.length, true);
+  new DataView(record.buffer).setUint32(4, crc32(payload), true);
+  record.set(payload, 8);
+  harness.disk.writeAtomic("snapshot.json", record);
+  const error = openExpectingCorruption(t, harness.reopen());
+  t.is(error.code, "record_invalid");
+});
