@@ -53,3 +53,4 @@ export type * from "./kv-types.ts";
 export { COMPARE_RESULTS, COMPARE_TARGETS, SORT_ORDERS, SORT_TARGETS } from "./kv-types.ts";
 export { MemoryKvBackend, MemoryKvState, type MemoryKvBackendOptions } from "./memory-backend.ts";
 export { casShape, RaftNodeBackend, type RaftNodeBackendOptions, type RaftNodeLike } from "./raft-node-backend.ts";
+export { ClusterApi, type ClusterApiOptions, type ClusterBackend } from "./cluster-api.ts";

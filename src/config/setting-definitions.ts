@@ -125,6 +125,8 @@ export const SETTINGS: readonly SettingDefinition[] = Object.freeze([
     description: "host:port this node listens on for Raft peer traffic" }),
   define({ name: "initial_cluster", type: "member_list", field: "initialCluster", required: true,
     description: "name1=host:port,name2=host:port,...: the founding members, identical on every node" }),
+  define({ name: "initial_cluster_state", type: "enum", field: "initialClusterState", allowedValues: ["new", "existing"], defaultValue: "new",
+    description: "new: this node founds the cluster with the members of pgraft.initial_cluster; existing: it joins a running cluster that added it first (with its address) and waits for the leader to contact it" }),
   define({ name: "data_dir", type: "path", field: "dataDir", defaultDescription: "$PGDATA/pgraft",
     description: "Directory of the Raft log, hard state and snapshots; relative paths are resolved against $PGDATA" }),
   define({ name: "profile", type: "enum", field: "profile", allowedValues: TUNING_PROFILE_NAMES,

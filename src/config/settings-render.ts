@@ -35,6 +35,7 @@ export function formatSettingValue(config: PgraftConfig, name: string, options: 
     case "pgraft.listen_address": return quoteSettingValue(formatHostAndPort({ host: config.listenHost, port: config.listenPort }));
     case "pgraft.initial_cluster":
       return quoteSettingValue(config.initialCluster.map((member) => `${member.name}=${formatHostAndPort(member)}`).join(","));
+    case "pgraft.initial_cluster_state": return config.initialClusterState;
     case "pgraft.data_dir": return quoteSettingValue(config.dataDir);
     case "pgraft.profile": return config.profile;
     case "pgraft.election_timeout": return `${config.electionTimeoutMs}ms`;

@@ -83,6 +83,8 @@ export interface PgraftConfig {
   readonly listenHost: string;
   readonly listenPort: number;
   readonly initialCluster: readonly ClusterMember[];
+  /** "new": found the cluster with initial_cluster; "existing": join a cluster that added this node. */
+  readonly initialClusterState: "new" | "existing";
   readonly dataDir: string;
   readonly profile: TuningProfileName | undefined;
   readonly electionTimeoutMs: number;
@@ -180,6 +182,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     preVote: readSafetyFlag(context, "pgraft.pre_vote"),
     checkQuorum: readSafetyFlag(context, "pgraft.check_quorum"),
     dataDir: readDataDirectory(context),
+    initialClusterState: read(context, "pgraft.initial_cluster_state", (raw) => parseEnum(raw, ["new", "existing"] as const))?.value,
     peerAuthentication: readPeerAuthentication(context),
     tls: readTls(context),
   };
@@ -191,6 +194,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     listenHost: defined(identity.listen?.value.host, "listenHost"),
     listenPort: defined(identity.listen?.value.port, "listenPort"),
     initialCluster: Object.freeze(defined(identity.initialCluster, "initialCluster")),
+    initialClusterState: defined(values.initialClusterState, "initialClusterState"),
     dataDir: defined(values.dataDir, "dataDir"),
     profile: timing.profile?.value,
     electionTimeoutMs: defined(timing.electionTimeout?.value, "electionTimeoutMs"),

@@ -12,7 +12,7 @@ import { assert } from "../assert.ts";
 import type { Membership, NodeId } from "./types.ts";
 
 export type MembershipRequest =
-  | { readonly type: "add"; readonly nodeId: NodeId }
+  | { readonly type: "add"; readonly nodeId: NodeId; readonly address?: string }
   | { readonly type: "promote"; readonly nodeId: NodeId }
   | { readonly type: "remove"; readonly nodeId: NodeId };
 
@@ -28,41 +28,74 @@ export function changeMembership(current: Membership, request: MembershipRequest
   const isLearner = current.learners.includes(nodeId);
   let next: Membership;
   switch (request.type) {
-    case "add":
+    case "add": {
       if (isVoter) return { ok: false, reason: `node ${nodeId} is already a voting member` };
       if (isLearner) return { ok: false, reason: `node ${nodeId} is already joining as a learner` };
-      next = { voters: current.voters, learners: sorted([...current.learners, nodeId]) };
+      const addresses = { ...current.addresses };
+      if (request.address !== undefined) {
+        if (!ADDRESS_PATTERN.test(request.address)) return { ok: false, reason: `the address of node ${nodeId} must be host:port, received "${request.address}"` };
+        addresses[String(nodeId)] = request.address;
+      }
+      next = withAddresses({ voters: current.voters, learners: sorted([...current.learners, nodeId]) }, addresses);
       break;
+    }
     case "promote":
       if (!isLearner) return { ok: false, reason: `node ${nodeId} is not a learner` };
-      next = { voters: sorted([...current.voters, nodeId]), learners: current.learners.filter((id) => id !== nodeId) };
+      next = withAddresses({ voters: sorted([...current.voters, nodeId]), learners: current.learners.filter((id) => id !== nodeId) }, current.addresses);
       break;
-    case "remove":
+    case "remove": {
       if (!isVoter && !isLearner) return { ok: false, reason: `node ${nodeId} is not a member` };
       if (isVoter && current.voters.length === 1) return { ok: false, reason: `node ${nodeId} is the last voting member` };
-      next = { voters: current.voters.filter((id) => id !== nodeId), learners: current.learners.filter((id) => id !== nodeId) };
+      const addresses = { ...current.addresses };
+      delete addresses[String(nodeId)];
+      next = withAddresses({ voters: current.voters.filter((id) => id !== nodeId), learners: current.learners.filter((id) => id !== nodeId) }, addresses);
       break;
+    }
   }
   checkMembership(next);
   assert(symmetricDifference(current.voters, next.voters) <= 1, "a membership change moved more than one voter");
   return { ok: true, membership: next };
 }
 
+/** "host:port": a host name or address (IPv6 in brackets) and a port. */
+const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+
 export function checkMembership(membership: Membership): void {
   const all = [...membership.voters, ...membership.learners];
   assert(new Set(all).size === all.length, `membership lists a node twice: ${JSON.stringify(membership)}`);
   assert(membership.voters.length > 0, "membership without voters");
+  for (const id of Object.keys(membership.addresses ?? {})) {
+    assert(all.includes(Number(id)), `membership has an address for node ${id}, which is not a member`);
+  }
+}
+
+/** The membership with `addresses`, or without the field when there are none (older entries had none). */
+function withAddresses(membership: Membership, addresses: Readonly<Record<string, string>> | undefined): Membership {
+  if (addresses === undefined || Object.keys(addresses).length === 0) return { voters: membership.voters, learners: membership.learners };
+  return { voters: membership.voters, learners: membership.learners, addresses };
 }
 
 export function encodeMembership(membership: Membership): string {
-  return JSON.stringify({ voters: membership.voters, learners: membership.learners });
+  const addresses = membership.addresses;
+  if (addresses === undefined || Object.keys(addresses).length === 0) return JSON.stringify({ voters: membership.voters, learners: membership.learners });
+  return JSON.stringify({ voters: membership.voters, learners: membership.learners, addresses });
 }
 
 /** Decodes a configuration entry; only the core writes them, so a malformed one is a bug. */
 export function decodeMembership(data: string): Membership {
   const parsed = JSON.parse(data) as Membership;
   assert(Array.isArray(parsed.voters) && Array.isArray(parsed.learners), `malformed configuration entry: ${data}`);
-  return { voters: parsed.voters, learners: parsed.learners };
+  const addresses = parsed.addresses;
+  assert(
+    addresses === undefined || (typeof addresses === "object" && addresses !== null && Object.values(addresses).every((value) => typeof value === "string")),
+    `malformed addresses in configuration entry: ${data}`,
+  );
+  return withAddresses({ voters: parsed.voters, learners: parsed.learners }, addresses);
+}
+
+/** The address a configuration gives for `nodeId`, if it was added at run time. */
+export function memberAddress(membership: Membership, nodeId: NodeId): string | undefined {
+  return membership.addresses?.[String(nodeId)];
 }
 
 function sorted(ids: NodeId[]): NodeId[] {

@@ -273,7 +273,7 @@ export class Raft {
    * Proposes adding (as a learner, promoted once caught up) or removing one node. One change at a
    * time: a second waits until the first is committed.
    */
-  proposeMembership(request: { readonly type: "add" | "remove"; readonly nodeId: NodeId }): MembershipProposeResult {
+  proposeMembership(request: { readonly type: "add" | "remove"; readonly nodeId: NodeId; readonly address?: string }): MembershipProposeResult {
     if (this.#role !== "leader") return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
     if (this.#leadTransferee !== NODE_NONE) return { ok: false, reason: "transferring", transferee: this.#leadTransferee };
     if (this.#configIndex > this.#log.committed) return { ok: false, reason: "change_in_progress", configIndex: this.#configIndex };
@@ -510,6 +510,16 @@ export class Raft {
   get term(): number {
     return this.#term;
   }
+  /** The configuration in force: the latest configuration entry in the log, committed or not. */
+  get membership(): Membership {
+    return this.#membership;
+  }
+
+  /** Index of the entry behind `membership` (0 when it comes from the initial settings or a snapshot). */
+  get configIndex(): number {
+    return this.#configIndex;
+  }
+
   get leaderId(): NodeId {
     return this.#leaderId;
   }

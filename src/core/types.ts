@@ -34,10 +34,16 @@ export interface HardState {
 
 export const HARD_STATE_EMPTY: HardState = Object.freeze({ term: 0, vote: NODE_NONE, commit: 0 });
 
-/** The voting members. Learners (catching-up nodes) join the next issue's membership changes. */
+/** The voting members, and learners: nodes that receive the log but do not vote yet (thesis 4.2.1). */
 export interface Membership {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
+  /**
+   * Peer addresses ("host:port") of members added at run time, by node id, so that every node (and a
+   * node restarted later) can reach them; members listed in pgraft.initial_cluster need none. The
+   * core only carries them from the request into the configuration entry and on.
+   */
+  readonly addresses?: Readonly<Record<string, string>>;
 }
 
 export interface SnapshotMetadata {

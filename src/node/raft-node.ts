@@ -237,7 +237,7 @@ export class RaftNode {
    */
   changeMembership(change: MembershipChange, callback: AdminCallback): void {
     const action = change.type === "add" ? `add node ${change.nodeId}` : `remove node ${change.nodeId}`;
-    const result = this.raft.proposeMembership({ type: change.type, nodeId: change.nodeId });
+    const result = this.raft.proposeMembership(change.type === "add" ? { type: "add", nodeId: change.nodeId, address: change.address } : change);
     if (!result.ok) return callback({ ok: false, error: this.#adminRefusal(result, action) });
     const satisfied =
       change.type === "add"

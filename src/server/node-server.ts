@@ -5,8 +5,9 @@
  * metrics on their own port when pgraft.metrics_enabled is on.
  */
 import { performance } from "node:perf_hooks";
-import { ClientApi, createHealthRoute, RaftNodeBackend, startHttpServer, type RunningHttpServer } from "../api/index.ts";
+import { ClientApi, ClusterApi, createHealthRoute, RaftNodeBackend, startHttpServer, type RunningHttpServer } from "../api/index.ts";
 import type { PgraftConfig } from "../config/index.ts";
+import { memberAddress } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
 import { createMetricsRoute, NodeMetrics } from "../metrics/index.ts";
 import { RaftNode } from "../node/raft-node.ts";
@@ -77,7 +78,9 @@ export class NodeServer {
     let leaderId: NodeId | undefined;
     node = new RaftNode({
       id: config.nodeId,
-      membership: { voters: members.map((member) => member.nodeId), learners: [] },
+      // A node joining a running cluster starts with no configuration: it neither campaigns nor votes
+      // until the leader's log or snapshot gives it the one that added it.
+      membership: config.initialClusterState === "existing" ? { voters: [], learners: [] } : { voters: members.map((member) => member.nodeId), learners: [] },
       tickMs,
       electionTimeoutMs: config.electionTimeoutMs,
       heartbeatIntervalMs: config.heartbeatIntervalMs,
@@ -103,6 +106,7 @@ export class NodeServer {
       logger: (line) => logger.info(`node ${line}`),
       observer: {
         persisted: (_, ready) => {
+          if (ready.snapshot !== undefined || ready.entries.length > 0) this.#syncPeers();
           const soft = ready.softState;
           if (!soft) return;
           if (soft.role !== role) {
@@ -126,6 +130,39 @@ export class NodeServer {
       },
     });
     this.node = node;
+    this.#syncPeers();
+  }
+
+  #peersConfigIndex = -1;
+  #peersMembership: unknown;
+
+  /**
+   * Keeps the transport's peers in step with the configuration: members added at run time carry their
+   * address in the configuration entry and are dialed; when they leave (or the entry that added them is
+   * replaced) they are dropped. Founding members (pgraft.initial_cluster) stay peers throughout.
+   */
+  #syncPeers(): void {
+    const raft = this.node.raft;
+    if (raft.configIndex === this.#peersConfigIndex && raft.membership === this.#peersMembership) return;
+    this.#peersConfigIndex = raft.configIndex;
+    this.#peersMembership = raft.membership;
+    const membership = raft.membership;
+    const founding = new Set(this.config.initialCluster.map((member) => member.nodeId));
+    const wanted = new Set([...membership.voters, ...membership.learners]);
+    for (const nodeId of wanted) {
+      if (nodeId === this.config.nodeId || founding.has(nodeId)) continue;
+      const address = memberAddress(membership, nodeId);
+      if (address === undefined) {
+        this.#logger.warn(`node ${nodeId} is a member but its configuration entry gives no address: it cannot be reached until it is added again with one`);
+        continue;
+      }
+      const colon = address.lastIndexOf(":");
+      const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
+      this.transport.addPeer({ nodeId, host, port: Number(address.slice(colon + 1)) });
+    }
+    for (const peer of this.transport.peers()) {
+      if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId)) this.transport.removePeer(peer.nodeId);
+    }
   }
 
   /** Opens the data directory, starts the transport, the node and the HTTP endpoints. */
@@ -181,6 +218,18 @@ export class NodeServer {
       observeWriteLatency: (seconds) => this.metrics.observeCommitLatency(seconds),
     });
     const api = new ClientApi({ backend, peerClientUrls: urlOf, logger: apiLogger });
+    const clusterApi = new ClusterApi({
+      backend: {
+        membership: () => this.node.raft.membership,
+        changeMembership: (change, callback) => this.node.changeMembership(change, callback),
+        header: () => backend.header(),
+      },
+      initialMember: (id) => {
+        const member = config.initialCluster.find((candidate) => candidate.nodeId === id);
+        return member === undefined ? undefined : { name: member.name, address: `${member.host.includes(":") ? `[${member.host}]` : member.host}:${member.port}` };
+      },
+      clientUrl: urlOf,
+    });
     const health = createHealthRoute({
       status: () => (this.#stopped ? undefined : this.node.status()),
       clusterId: config.clusterId,
@@ -188,7 +237,7 @@ export class NodeServer {
       electionTimeoutTicks: config.electionTimeoutMs / tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs),
       peerHealthUrls: urlOf,
     });
-    this.#client = await startHttpServer({ host: config.clientHost, port: config.clientPort, routes: [api.route, health], logger: apiLogger });
+    this.#client = await startHttpServer({ host: config.clientHost, port: config.clientPort, routes: [clusterApi.route, api.route, health], logger: apiLogger });
     logger.info(`client API and health endpoints on ${this.#client.url}`);
     if (config.metricsEnabled) {
       this.#metricsServer = await startHttpServer({ host: config.clientHost, port: config.metricsPort, routes: [createMetricsRoute(this.metrics)], logger: apiLogger });

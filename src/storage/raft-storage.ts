@@ -654,6 +654,8 @@ function decodeSnapshot(decoder: TextDecoder, payload: Uint8Array): Snapshot | u
   if (typeof membership !== "object" || membership === null) return undefined;
   if (!Array.isArray(membership.voters) || !membership.voters.every(isCount)) return undefined;
   if (!Array.isArray(membership.learners) || !membership.learners.every(isCount)) return undefined;
+  const addresses: unknown = membership.addresses;
+  if (addresses !== undefined && (typeof addresses !== "object" || addresses === null || !Object.values(addresses).every((address) => typeof address === "string"))) return undefined;
   return value as Snapshot;
 }
 

@@ -32,6 +32,8 @@ export class MessageDecodeError extends Error {
 
 export const ENTRY_KINDS: readonly EntryKind[] = ["command", "noop", "config"];
 
+/** Bound on a member's peer address ("host:port"): a DNS name is at most 253 characters. */
+const ADDRESS_LENGTH_MAX = 262;
 /** Bound on the voters and on the learners of a snapshot's membership. */
 export const MEMBERSHIP_IDS_MAX = 1024;
 
@@ -117,8 +119,9 @@ function canonicalFields(message: Message): Record<string, unknown> {
 
 function canonicalSnapshot(snapshot: Snapshot): Record<string, unknown> {
   const { index, term, membership } = snapshot.metadata;
+  const addresses = membership.addresses !== undefined && Object.keys(membership.addresses).length > 0 ? { addresses: { ...membership.addresses } } : {};
   return {
-    metadata: { index, term, membership: { voters: [...membership.voters], learners: [...membership.learners] } },
+    metadata: { index, term, membership: { voters: [...membership.voters], learners: [...membership.learners], ...addresses } },
     data: snapshot.data,
   };
 }
@@ -244,12 +247,30 @@ function readSnapshot(reader: ObjectReader, messageTerm: number): Snapshot {
   if (messageTerm < 1) metadata.fail("term", "cannot be valid: a snapshot needs a message term of at least 1, received 0");
   const term = metadata.integer("term", { min: 1, max: messageTerm });
   const membership = metadata.object("membership");
-  membership.expectKeys(["voters", "learners"]);
+  membership.expectKeys(membership.has("addresses") ? ["voters", "learners", "addresses"] : ["voters", "learners"]);
   const voters = readNodeIds(membership, "voters", new Set());
   if (voters.length === 0) membership.fail("voters", "must name at least one voter");
   const learners = readNodeIds(membership, "learners", new Set(voters));
   const data = reader.string("data");
-  return { metadata: { index, term, membership: { voters, learners } }, data };
+  if (!membership.has("addresses")) return { metadata: { index, term, membership: { voters, learners } }, data };
+  const addresses = readAddresses(membership, new Set([...voters, ...learners]));
+  return { metadata: { index, term, membership: { voters, learners, addresses } }, data };
+}
+
+/** Peer addresses by member id: at most one per member, each "host:port" of bounded length. */
+function readAddresses(reader: ObjectReader, members: ReadonlySet<NodeId>): Record<string, string> {
+  const addresses = reader.object("addresses");
+  const keys = addresses.keys();
+  if (keys.length === 0) reader.fail("addresses", "must not be empty when present");
+  const result: Record<string, string> = {};
+  for (const key of keys) {
+    const id = Number(key);
+    if (!/^[1-9]\d*$/.test(key) || !members.has(id)) addresses.fail(key, `must be the id of a member (one of ${[...members].join(", ")})`);
+    const address = addresses.string(key, ADDRESS_LENGTH_MAX);
+    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address)) addresses.fail(key, `must be host:port: received ${JSON.stringify(address)}`);
+    result[key] = address;
+  }
+  return result;
 }
 
 /** Distinct positive node ids, none of them in `taken`. */

@@ -64,6 +64,11 @@ export class ObjectReader {
     return Object.hasOwn(this.#fields, key);
   }
 
+  /** The object's own keys, in order. */
+  keys(): string[] {
+    return Object.keys(this.#fields);
+  }
+
   raw(key: string): unknown {
     return Object.hasOwn(this.#fields, key) ? this.#fields[key] : undefined;
   }

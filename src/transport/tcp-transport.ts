@@ -157,6 +157,8 @@ interface PeerState {
 type TransportState = "new" | "starting" | "started" | "closed";
 
 const LINGER_MS = 1000;
+/** Peers one node keeps: far above any sensible Raft cluster (each costs a connection and a queue). */
+const PEERS_MAX = 64;
 const THROTTLED_LOG_KEYS_MAX = 1024;
 
 export class TcpTransport implements Transport {
@@ -165,7 +167,8 @@ export class TcpTransport implements Transport {
   readonly #options: TcpTransportOptions;
   readonly #logger: TransportLogger;
   readonly #random: () => number;
-  readonly #settings: HandshakeSettings;
+  /** Replaced (never mutated) when members join or leave: each handshake keeps the list it began with. */
+  #settings: HandshakeSettings;
   readonly #peers = new Map<NodeId, PeerState>();
   readonly #inbound = new Set<PeerConnection>();
   readonly #counters = zeroCounters();
@@ -257,7 +260,7 @@ export class TcpTransport implements Transport {
     const peer = this.#peers.get(message.to);
     if (peer === undefined) {
       this.#counters.messagesDropped++;
-      this.#warnThrottled(`unroutable:${message.to}`, `pgraft: Cannot send ${message.type} to node ${message.to}: it is not in pgraft.initial_cluster; dropping it`);
+      this.#warnThrottled(`unroutable:${message.to}`, `pgraft: Cannot send ${message.type} to node ${message.to}: it is neither in pgraft.initial_cluster nor added since; dropping it`);
       return;
     }
     const payload = encodeMessage(message);
@@ -272,6 +275,47 @@ export class TcpTransport implements Transport {
     }
     this.#counters.messagesDropped += peer.queue.push(encodeFrame("message", payload));
     this.#pump(peer);
+  }
+
+  /**
+   * Adds a member that joined at run time (its configuration entry carried its address): it may now
+   * connect to us, and we dial it. Adding a known peer again only updates its address.
+   */
+  addPeer(member: { readonly nodeId: NodeId; readonly name?: string; readonly host: string; readonly port: number }): void {
+    if (member.nodeId === this.nodeId) return;
+    if (this.#peers.has(member.nodeId)) return this.setPeerAddress(member.nodeId, member.host, member.port);
+    if (!Number.isSafeInteger(member.nodeId) || member.nodeId < 1) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: a node id is a positive integer`);
+    checkPort(member.port, `the port of node ${member.nodeId}`);
+    if (this.#peers.size + 1 > PEERS_MAX) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: node ${this.nodeId} already has ${PEERS_MAX} peers`);
+    const queue = new OutboundQueue({ messagesMax: this.limits.outboundQueueMessagesMax, bytesMax: this.limits.outboundQueueBytesMax });
+    const peer: PeerState = {
+      nodeId: member.nodeId,
+      name: member.name ?? `node ${member.nodeId}`,
+      host: member.host,
+      port: member.port,
+      queue,
+      connection: undefined,
+      up: false,
+      failures: 0,
+      reconnectTimer: undefined,
+    };
+    this.#peers.set(peer.nodeId, peer);
+    this.#settings = { ...this.#settings, memberIds: [...this.#settings.memberIds, peer.nodeId] };
+    this.#logger.info(`pgraft: ${peerLabel(peer)} joined; dialing it`);
+    if (this.#state === "started") this.#dial(peer);
+  }
+
+  /** Forgets a member that left the cluster: drops what was queued for it and closes its connections. */
+  removePeer(nodeId: NodeId): void {
+    const peer = this.#peers.get(nodeId);
+    if (peer === undefined) return;
+    this.#peers.delete(nodeId);
+    this.#settings = { ...this.#settings, memberIds: this.#settings.memberIds.filter((id) => id !== nodeId) };
+    this.#cancelReconnect(peer);
+    this.#counters.messagesDropped += peer.queue.clear();
+    peer.connection?.close(`${peerLabel(peer)} left the cluster`);
+    for (const connection of this.#inbound) if (connection.peerId === nodeId) connection.close(`${peerLabel(peer)} left the cluster`);
+    this.#logger.info(`pgraft: ${peerLabel(peer)} left the cluster; no longer dialing it`);
   }
 
   /** Changes where a peer is dialed (a member moved, or a test learned an ephemeral port). */
@@ -380,7 +424,7 @@ export class TcpTransport implements Transport {
 
   #onOutboundClosed(peer: PeerState, connection: PeerConnection, closure: Closure): void {
     if (peer.connection === connection) peer.connection = undefined;
-    if (this.#state === "closed") return;
+    if (this.#state === "closed" || this.#peers.get(peer.nodeId) !== peer) return; // Closed, or the peer left.
     const wasUp = peer.up;
     peer.up = false;
     if (wasUp) {
@@ -502,7 +546,11 @@ export class TcpTransport implements Transport {
     assert(peerId !== undefined, "an established connection without a peer id");
     this.#counters.connectionsInbound++;
     const peer = this.#peers.get(peerId);
-    assert(peer !== undefined, `the handshake admitted node ${peerId}, which is not a peer`);
+    if (peer === undefined) {
+      // It left the cluster while its handshake ran (removePeer()).
+      connection.close(`node ${peerId} is no longer a member`);
+      return;
+    }
     // A peer that restarted dials again before we notice its old connection died: keep the newest.
     for (const other of this.#inbound) {
       if (other !== connection && other.peerId === peerId) other.close(`replaced by a newer connection from ${peerLabel(peer)}`);

@@ -42,9 +42,14 @@ export class ProcessCluster {
     }));
   }
 
-  settings(node: ProcessNode, overrides: string[] = []): string[] {
-    const cluster = this.nodes.map((n) => `${n.name}=127.0.0.1:${n.peerPort}`).join(",");
-    const clients = this.nodes.map((n) => `${n.name}=127.0.0.1:${n.clientPort}`).join(",");
+  /**
+   * The command-line settings of `node`. `members` are the nodes its pgraft.initial_cluster and
+   * pgraft.client_urls list (all of them by default; fewer for the founders of a cluster that a later
+   * node joins).
+   */
+  settings(node: ProcessNode, overrides: string[] = [], members: readonly ProcessNode[] = this.nodes): string[] {
+    const cluster = members.map((n) => `${n.name}=127.0.0.1:${n.peerPort}`).join(",");
+    const clients = members.map((n) => `${n.name}=127.0.0.1:${n.clientPort}`).join(",");
     return [
       "pgraft.cluster_id=test-cluster",
       `pgraft.name=${node.name}`,
@@ -60,9 +65,9 @@ export class ProcessCluster {
     ];
   }
 
-  start(node: ProcessNode, overrides: string[] = []): void {
+  start(node: ProcessNode, overrides: string[] = [], members: readonly ProcessNode[] = this.nodes): void {
     if (node.process && node.process.exitCode === null && node.process.signalCode === null) return;
-    const child = spawn(process.execPath, ["bin/pgraft.js", "start", ...this.settings(node, overrides)], {
+    const child = spawn(process.execPath, ["bin/pgraft.js", "start", ...this.settings(node, overrides, members)], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, PGRAFT_LOG_LEVEL: "info" },
     });

@@ -1,0 +1,170 @@
+/**
+ * Membership through etcd's JSON gateway (the Cluster service), so that `etcdctl member list|add|remove`
+ * habits and scripts carry over:
+ *
+ *   POST /v3/cluster/member/list    {}                                  -> {header, members}
+ *   POST /v3/cluster/member/add     {peerURLs: ["http://host:port"], ID?} -> {header, member, members}
+ *   POST /v3/cluster/member/remove  {ID: "3"}                           -> {header, members}
+ *
+ * Differences from etcd, each for a reason:
+ * - Member ids are pgraft's node ids (small integers, as strings like etcd's uint64 ids). `add` takes
+ *   an optional `ID` so that the new node's `pgraft.node_id` (or its position in its own
+ *   pgraft.initial_cluster) can be chosen up front; without one, the next free id is used and returned.
+ * - `add` answers once the node is a voter: it joins as a learner, catches up from the leader (start it
+ *   first, with `pgraft.initial_cluster_state = existing`), and is promoted. `isLearner: true` is refused,
+ *   since pgraft promotes learners itself.
+ * - Only the leader changes membership; a follower answers 409 with the leader's id, like every write.
+ *   `list` answers on any node, from the configuration it has (the leader's is the newest).
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { memberAddress } from "../core/membership.ts";
+import type { Membership, NodeId } from "../core/types.ts";
+import { InvalidRequestError } from "../errors.ts";
+import type { AdminResult, MembershipChange } from "../node/raft-node.ts";
+import { RouteError } from "./errors.ts";
+import { readBody, sendError, sendJson, type HttpRoute } from "./http-server.ts";
+import { encodeHeader } from "./kv-json.ts";
+import type { ResponseHeader } from "./kv-types.ts";
+
+/** What the cluster API needs of a node. */
+export interface ClusterBackend {
+  /** The configuration this node has: the latest configuration entry in its log. */
+  membership(): Membership;
+  changeMembership(change: MembershipChange, callback: (result: AdminResult) => void): void;
+  header(): ResponseHeader;
+}
+
+export interface ClusterApiOptions {
+  readonly backend: ClusterBackend;
+  /** Name and "host:port" of the founding members (pgraft.initial_cluster), by node id. */
+  readonly initialMember: (nodeId: NodeId) => { readonly name: string; readonly address: string } | undefined;
+  /** Base URL of a member's client API, when known (pgraft.client_urls). */
+  readonly clientUrl?: (nodeId: NodeId) => string | undefined;
+}
+
+const BODY_BYTES_MAX = 64 * 1024;
+/** Node ids the API hands out or accepts: far above any Raft cluster, below the transport's checks. */
+const NODE_ID_MAX = 1_000_000;
+const PATHS = ["list", "add", "remove"] as const;
+type ClusterOperation = (typeof PATHS)[number];
+
+export class ClusterApi {
+  readonly #options: ClusterApiOptions;
+
+  constructor(options: ClusterApiOptions) {
+    this.#options = options;
+  }
+
+  /** The route for startHttpServer(): serves /v3/cluster/member/*; put it before the KV route. */
+  readonly route: HttpRoute = (request, response, url) => {
+    if (!url.pathname.startsWith("/v3/cluster/")) return false;
+    void this.#serve(request, response, url.pathname);
+    return true;
+  };
+
+  async #serve(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
+    try {
+      const operation = PATHS.find((candidate) => path === `/v3/cluster/member/${candidate}`);
+      if (operation === undefined) {
+        throw new RouteError(404, `Cannot serve ${path}: pgraft's cluster API serves POST /v3/cluster/member/list, /v3/cluster/member/add and /v3/cluster/member/remove`);
+      }
+      if (request.method !== "POST") throw new RouteError(405, `Cannot serve ${request.method} ${path}: send a POST with a JSON body`);
+      const body = parseBody(await readBody(request, BODY_BYTES_MAX));
+      sendJson(request, response, 200, await this.#run(operation, body));
+    } catch (error) {
+      if (response.headersSent) {
+        response.destroy();
+        return;
+      }
+      sendError(request, response, error);
+    }
+  }
+
+  async #run(operation: ClusterOperation, body: Record<string, unknown>): Promise<unknown> {
+    const backend = this.#options.backend;
+    switch (operation) {
+      case "list":
+        return { header: encodeHeader(backend.header()), members: this.#members(backend.membership()) };
+      case "add": {
+        const peerUrl = readPeerUrl(body);
+        if (body.isLearner === true) throw new InvalidRequestError("Cannot add a learner: pgraft adds every node as a learner and promotes it once it has caught up; leave out isLearner");
+        const current = backend.membership();
+        const nodeId = body.ID === undefined ? nextFreeId(current) : readNodeId(body.ID, "ID");
+        const membership = await this.#change({ type: "add", nodeId, address: peerUrl.address });
+        return { header: encodeHeader(backend.header()), member: this.#member(membership, nodeId), members: this.#members(membership) };
+      }
+      case "remove": {
+        if (body.ID === undefined) throw new InvalidRequestError('Cannot remove a member without its id: send {"ID": "3"}');
+        const membership = await this.#change({ type: "remove", nodeId: readNodeId(body.ID, "ID") });
+        return { header: encodeHeader(backend.header()), members: this.#members(membership) };
+      }
+    }
+  }
+
+  #change(change: MembershipChange): Promise<Membership> {
+    return new Promise((resolve, reject) => {
+      this.#options.backend.changeMembership(change, (result) => (result.ok ? resolve(result.membership) : reject(result.error)));
+    });
+  }
+
+  #members(membership: Membership): Record<string, unknown>[] {
+    return [...membership.voters, ...membership.learners].sort((a, b) => a - b).map((id) => this.#member(membership, id));
+  }
+
+  #member(membership: Membership, nodeId: NodeId): Record<string, unknown> {
+    const initial = this.#options.initialMember(nodeId);
+    const address = memberAddress(membership, nodeId) ?? initial?.address;
+    const clientUrl = this.#options.clientUrl?.(nodeId);
+    return {
+      ID: String(nodeId),
+      name: initial?.name ?? `node${nodeId}`,
+      peerURLs: address === undefined ? [] : [`http://${address}`],
+      clientURLs: clientUrl === undefined ? [] : [clientUrl],
+      isLearner: membership.learners.includes(nodeId),
+    };
+  }
+}
+
+function parseBody(body: Buffer): Record<string, unknown> {
+  if (body.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString("utf8"));
+  } catch (error) {
+    throw new InvalidRequestError(`Cannot parse the request body as JSON: ${error instanceof Error ? error.message : String(error)}; send a JSON object such as {"ID": "3"}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidRequestError("Cannot use the request body: send a JSON object");
+  return value as Record<string, unknown>;
+}
+
+/** etcd sends ids as strings (uint64 in JSON); numbers are accepted too. */
+function readNodeId(value: unknown, field: string): NodeId {
+  const text = typeof value === "number" ? String(value) : value;
+  if (typeof text !== "string" || !/^[1-9]\d*$/.test(text) || Number(text) > NODE_ID_MAX) {
+    throw new InvalidRequestError(`Cannot use ${field} ${JSON.stringify(value)}: a member id is a positive integer up to ${NODE_ID_MAX}, as a string like "4"`);
+  }
+  return Number(text);
+}
+
+/** The one peer URL, "http://host:port": where the other nodes reach the new one's Raft port. */
+function readPeerUrl(body: Record<string, unknown>): { address: string } {
+  const urls = body.peerURLs;
+  if (!Array.isArray(urls) || urls.length !== 1 || typeof urls[0] !== "string") {
+    throw new InvalidRequestError('Cannot add a member without its peer address: send {"peerURLs": ["http://host:port"]} with exactly one URL, the new node\'s pgraft.listen_address');
+  }
+  let url: URL;
+  try {
+    url = new URL(urls[0]);
+  } catch {
+    throw new InvalidRequestError(`Cannot use peer URL ${JSON.stringify(urls[0])}: write it as http://host:port`);
+  }
+  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.port === "" || (url.pathname !== "/" && url.pathname !== "") || url.search !== "") {
+    throw new InvalidRequestError(`Cannot use peer URL ${JSON.stringify(urls[0])}: write it as http://host:port with an explicit port and nothing after it`);
+  }
+  return { address: `${url.hostname}:${url.port}` };
+}
+
+function nextFreeId(membership: Membership): NodeId {
+  return Math.max(0, ...membership.voters, ...membership.learners) + 1;
+}
+
