@@ -74,15 +74,18 @@ test("npm run sim -- --shrink writes a scenario that npm run sim -- --scenario t
   t.regex(JSON.stringify(lines[0]!.violations), /leader: none/);
 });
 
-test("swarmScenario() turns a swarm seed into a scenario that replays the seed's run", (t) => {
-  const { scenario, result } = swarmScenario({ seed: 7, durationMs: 15_000 });
-  t.true(scenario.timeline.length > 0, "the seed's faults became steps");
-  const replay = runScenario(scenario, { seed: 7, traceMessages: false });
-  t.is(replay.ok, result.ok);
-  t.is(replay.operations, result.operations);
-  t.is(replay.acknowledgedWrites, result.acknowledgedWrites);
-  t.is(replay.elections, result.elections);
-});
+// Seed 7, and seed 26: CheckQuorum off, with the learner-partition and leader-leaves-partitioned faults.
+for (const seed of [7, 26]) {
+  test(`swarmScenario() turns swarm seed ${seed} into a scenario that replays the seed's run`, (t) => {
+    const { scenario, result } = swarmScenario({ seed, durationMs: 15_000 });
+    t.true(scenario.timeline.length > 0, "the seed's faults became steps");
+    const replay = runScenario(scenario, { seed, traceMessages: false });
+    t.is(replay.ok, result.ok);
+    t.is(replay.operations, result.operations);
+    t.is(replay.acknowledgedWrites, result.acknowledgedWrites);
+    t.is(replay.elections, result.elections);
+  });
+}
 
 test("a failing swarm seed is shrunk to a scenario file that fails on its own (a planted bug: reads without ReadIndex)", (t) => {
   const original = RaftNode.prototype.read;
