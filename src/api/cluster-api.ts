@@ -13,11 +13,12 @@
  * - `add` answers once the node is a voter: it joins as a learner, catches up from the leader (start it
  *   first, with `pgraft.initial_cluster_state = existing`), and is promoted. `isLearner: true` is refused,
  *   since pgraft promotes learners itself.
- * - Only the leader changes membership; a follower answers 409 with the leader's id, like every write.
+ * - Only the leader changes membership; a follower answers 503 with the leader's id, like every write,
+ *   and a change while another is still uncommitted answers 409 (retry once it settles).
  *   `list` answers on any node, from the configuration it has (the leader's is the newest).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { memberAddress } from "../core/membership.ts";
+import { isMemberAddress, MEMBER_ADDRESS_LENGTH_MAX, memberAddress } from "../core/membership.ts";
 import type { Membership, NodeId } from "../core/types.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { AdminResult, MembershipChange } from "../node/raft-node.ts";
@@ -146,24 +147,31 @@ function readNodeId(value: unknown, field: string): NodeId {
   return Number(text);
 }
 
-/** The one peer URL, "http://host:port": where the other nodes reach the new one's Raft port. */
+/**
+ * The one peer URL, "http://host:port" (or https): where the other nodes reach the new one's Raft port.
+ * Read by hand rather than with URL, which drops a scheme's default port ("http://h:80" has port "")
+ * and quietly accepts credentials and fragments; an explicit port is required, as nothing else is.
+ */
 function readPeerUrl(body: Record<string, unknown>): { address: string } {
   const urls = body.peerURLs;
   if (!Array.isArray(urls) || urls.length !== 1 || typeof urls[0] !== "string") {
     throw new InvalidRequestError('Cannot add a member without its peer address: send {"peerURLs": ["http://host:port"]} with exactly one URL, the new node\'s pgraft.listen_address');
   }
-  let url: URL;
-  try {
-    url = new URL(urls[0]);
-  } catch {
-    throw new InvalidRequestError(`Cannot use peer URL ${JSON.stringify(urls[0])}: write it as http://host:port`);
+  const text = urls[0];
+  const match = /^https?:\/\/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d+)\/?$/.exec(text);
+  const address = match === null ? undefined : `${match[1]}:${match[2]}`;
+  if (address === undefined || !isMemberAddress(address)) {
+    throw new InvalidRequestError(
+      `Cannot use peer URL ${JSON.stringify(text.slice(0, 300))}: write it as http://host:port, with a port from 1 to 65535 and nothing after it (no path, query, fragment or credentials), at most ${MEMBER_ADDRESS_LENGTH_MAX} characters for host:port`,
+    );
   }
-  if ((url.protocol !== "http:" && url.protocol !== "https:") || url.port === "" || (url.pathname !== "/" && url.pathname !== "") || url.search !== "") {
-    throw new InvalidRequestError(`Cannot use peer URL ${JSON.stringify(urls[0])}: write it as http://host:port with an explicit port and nothing after it`);
-  }
-  return { address: `${url.hostname}:${url.port}` };
+  return { address };
 }
 
+/**
+ * The next id above every current member. An id of a member removed earlier may come back; its old
+ * data directory must be wiped before a node joins under it, as for any new member.
+ */
 function nextFreeId(membership: Membership): NodeId {
   return Math.max(0, ...membership.voters, ...membership.learners) + 1;
 }

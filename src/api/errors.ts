@@ -9,6 +9,7 @@ import type { NodeId } from "../core/types.ts";
 import {
   BusyError,
   InvalidRequestError,
+  MembershipChangeInProgressError,
   NodeStoppedError,
   NoQuorumError,
   NotLeaderError,
@@ -145,6 +146,7 @@ export function toGatewayError(error: unknown): GatewayError {
       ? gatewayError(504, GRPC_CODES.deadlineExceeded, error.message, error.outcome, error.leaderId)
       : gatewayError(503, GRPC_CODES.unavailable, error.message, error.outcome, error.leaderId);
   }
+  if (error instanceof MembershipChangeInProgressError) return gatewayError(409, GRPC_CODES.failedPrecondition, error.message, "failed");
   if (error instanceof PgraftError) return gatewayError(500, GRPC_CODES.unknown, error.message, error.outcome);
   const message = error instanceof Error ? error.message : String(error);
   return gatewayError(

@@ -33,7 +33,9 @@ export function changeMembership(current: Membership, request: MembershipRequest
       if (isLearner) return { ok: false, reason: `node ${nodeId} is already joining as a learner` };
       const addresses = { ...current.addresses };
       if (request.address !== undefined) {
-        if (!ADDRESS_PATTERN.test(request.address)) return { ok: false, reason: `the address of node ${nodeId} must be host:port, received "${request.address}"` };
+        if (!isMemberAddress(request.address)) {
+          return { ok: false, reason: `the address of node ${nodeId} must be host:port with a port from 1 to 65535, at most ${MEMBER_ADDRESS_LENGTH_MAX} characters; received "${request.address.slice(0, 300)}"` };
+        }
         addresses[String(nodeId)] = request.address;
       }
       next = withAddresses({ voters: current.voters, learners: sorted([...current.learners, nodeId]) }, addresses);
@@ -57,8 +59,22 @@ export function changeMembership(current: Membership, request: MembershipRequest
   return { ok: true, membership: next };
 }
 
-/** "host:port": a host name or address (IPv6 in brackets) and a port. */
-const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/;
+/** A member's peer address is at most this long: a DNS name (253) and ":65535", with room to spare. */
+export const MEMBER_ADDRESS_LENGTH_MAX = 262;
+const ADDRESS_PATTERN = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
+
+/**
+ * "host:port": a host name or address (IPv6 in brackets) and a port from 1 to 65535, at most
+ * MEMBER_ADDRESS_LENGTH_MAX long. The one rule for every layer that handles member addresses (the
+ * core, the wire codec, the cluster API), so that nothing one accepts is refused by another.
+ */
+export function isMemberAddress(text: string): boolean {
+  if (text.length > MEMBER_ADDRESS_LENGTH_MAX) return false;
+  const match = ADDRESS_PATTERN.exec(text);
+  if (match === null) return false;
+  const port = Number(match[2]);
+  return port >= 1 && port <= 65_535;
+}
 
 export function checkMembership(membership: Membership): void {
   const all = [...membership.voters, ...membership.learners];
@@ -87,7 +103,11 @@ export function decodeMembership(data: string): Membership {
   assert(Array.isArray(parsed.voters) && Array.isArray(parsed.learners), `malformed configuration entry: ${data}`);
   const addresses = parsed.addresses;
   assert(
-    addresses === undefined || (typeof addresses === "object" && addresses !== null && Object.values(addresses).every((value) => typeof value === "string")),
+    addresses === undefined ||
+      (typeof addresses === "object" &&
+        addresses !== null &&
+        !Array.isArray(addresses) &&
+        Object.entries(addresses).every(([id, value]) => typeof value === "string" && isMemberAddress(value) && [...parsed.voters, ...parsed.learners].includes(Number(id)))),
     `malformed addresses in configuration entry: ${data}`,
   );
   return withAddresses({ voters: parsed.voters, learners: parsed.learners }, addresses);

@@ -150,15 +150,17 @@ export class NodeServer {
     const founding = new Set(this.config.initialCluster.map((member) => member.nodeId));
     const wanted = new Set([...membership.voters, ...membership.learners]);
     for (const nodeId of wanted) {
-      if (nodeId === this.config.nodeId || founding.has(nodeId)) continue;
-      const address = memberAddress(membership, nodeId);
+      if (nodeId === this.config.nodeId) continue;
+      // A founding member removed and added again at a new address is dialed there.
+      const initial = this.config.initialCluster.find((member) => member.nodeId === nodeId);
+      const address = memberAddress(membership, nodeId) ?? (initial === undefined ? undefined : `${initial.host.includes(":") ? `[${initial.host}]` : initial.host}:${initial.port}`);
       if (address === undefined) {
         this.#logger.warn(`node ${nodeId} is a member but its configuration entry gives no address: it cannot be reached until it is added again with one`);
         continue;
       }
       const colon = address.lastIndexOf(":");
       const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-      this.transport.addPeer({ nodeId, host, port: Number(address.slice(colon + 1)) });
+      this.transport.addPeer({ nodeId, name: initial?.name, host, port: Number(address.slice(colon + 1)) });
     }
     for (const peer of this.transport.peers()) {
       if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId)) this.transport.removePeer(peer.nodeId);

@@ -15,6 +15,7 @@
 import { assert, unreachable } from "../assert.ts";
 import type { Entry, EntryKind, Message, MessageType, NodeId, Snapshot } from "../core/types.ts";
 import { MESSAGE_TYPES } from "../core/types.ts";
+import { isMemberAddress, MEMBER_ADDRESS_LENGTH_MAX } from "../core/membership.ts";
 import { describeValue, ObjectReader, PayloadError, parseJsonPayload } from "./payload-reader.ts";
 
 /** A payload that is not a valid Raft message, or a message that may not arrive on this connection. */
@@ -32,8 +33,6 @@ export class MessageDecodeError extends Error {
 
 export const ENTRY_KINDS: readonly EntryKind[] = ["command", "noop", "config"];
 
-/** Bound on a member's peer address ("host:port"): a DNS name is at most 253 characters. */
-const ADDRESS_LENGTH_MAX = 262;
 /** Bound on the voters and on the learners of a snapshot's membership. */
 export const MEMBERSHIP_IDS_MAX = 1024;
 
@@ -266,8 +265,8 @@ function readAddresses(reader: ObjectReader, members: ReadonlySet<NodeId>): Reco
   for (const key of keys) {
     const id = Number(key);
     if (!/^[1-9]\d*$/.test(key) || !members.has(id)) addresses.fail(key, `must be the id of a member (one of ${[...members].join(", ")})`);
-    const address = addresses.string(key, ADDRESS_LENGTH_MAX);
-    if (!/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(address)) addresses.fail(key, `must be host:port: received ${JSON.stringify(address)}`);
+    const address = addresses.string(key, MEMBER_ADDRESS_LENGTH_MAX);
+    if (!isMemberAddress(address)) addresses.fail(key, `must be host:port with a port from 1 to 65535: received ${JSON.stringify(address)}`);
     result[key] = address;
   }
   return result;
