@@ -1,9 +1,11 @@
 /**
  * The `pgraft` command: `pgraft start` runs a node, `pgraft status` shows the cluster from any node
- * (one line per member, like `patronictl list`), `pgraft version` prints the version.
+ * (one line per member, like `patronictl list`), `pgraft member` lists, adds and removes members
+ * (through the leader, like `etcdctl member`), `pgraft version` prints the version.
  *
  *   pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
  *   pgraft status [--endpoints http://host:port,...] [--config FILE] [--json]
+ *   pgraft member list|add|remove [--id N] [--peer-url http://host:port] [--endpoints ...] [--json]
  *
  * Settings come from a standalone file in postgresql.conf syntax (--config, only pgraft.* names), from
  * a real postgresql.conf (--postgresql-conf, where other names are PostgreSQL's own), then from
@@ -23,6 +25,9 @@ export class UsageError extends Error {
 const USAGE = `Usage:
   pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
   pgraft status [--endpoints http://host:port,...] [--config FILE] [pgraft.NAME=VALUE ...] [--json]
+  pgraft member list [--endpoints ...] [--config FILE] [--json]
+  pgraft member add --peer-url http://host:port [--id N] [--endpoints ...] [--config FILE] [--json]
+  pgraft member remove --id N [--endpoints ...] [--config FILE] [--json]
   pgraft version`;
 
 interface Parsed {
@@ -30,6 +35,9 @@ interface Parsed {
   readonly overrides: string[];
   readonly endpoints: string[];
   readonly json: boolean;
+  /** `pgraft member`: the member's id and peer URL. */
+  readonly id: string | undefined;
+  readonly peerUrl: string | undefined;
 }
 
 export function parseArguments(argv: readonly string[]): Parsed {
@@ -37,6 +45,8 @@ export function parseArguments(argv: readonly string[]): Parsed {
   const overrides: string[] = [];
   const endpoints: string[] = [];
   let json = false;
+  let id: string | undefined;
+  let peerUrl: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -48,10 +58,12 @@ export function parseArguments(argv: readonly string[]): Parsed {
     else if (arg === "--postgresql-conf") files.push({ path: value(), mode: "postgresql" });
     else if (arg === "--endpoints") endpoints.push(...value().split(",").map((url) => url.trim()).filter((url) => url.length > 0));
     else if (arg === "--json") json = true;
+    else if (arg === "--id") id = value();
+    else if (arg === "--peer-url") peerUrl = value();
     else if (/^(--)?pgraft\./.test(arg)) overrides.push(arg);
     else throw new UsageError(`Unknown argument "${arg}"\n${USAGE}`);
   }
-  return { files, overrides, endpoints, json };
+  return { files, overrides, endpoints, json, id, peerUrl };
 }
 
 function loadConfig(parsed: Parsed): PgraftConfig {
@@ -143,6 +155,64 @@ async function status(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
+interface MemberJson {
+  readonly ID: string;
+  readonly name: string;
+  readonly peerURLs: readonly string[];
+  readonly clientURLs: readonly string[];
+  readonly isLearner: boolean;
+}
+
+/** Renders `members` as an aligned table, like `etcdctl member list -w table`. */
+export function formatMembers(members: readonly MemberJson[]): string {
+  const header = ["Id", "Name", "Peer URL", "Client URL", "Learner"];
+  const rows = members.map((member) => [member.ID, member.name, member.peerURLs.join(",") || "-", member.clientURLs.join(",") || "-", member.isLearner ? "yes" : "no"]);
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(" | ")} |`;
+  const rule = `+${widths.map((width) => "-".repeat(width + 2)).join("+")}+`;
+  return [rule, line(header), rule, ...rows.map(line), rule].join("\n");
+}
+
+/**
+ * `pgraft member list|add|remove`: sends the request to each endpoint in turn until one answers it.
+ * Only the leader changes membership (a follower answers 503 naming it), so add and remove go on to
+ * the next endpoint after a 503; any other answer is final. Adding waits until the new node votes.
+ */
+async function member(argv: readonly string[]): Promise<number> {
+  const [operation, ...rest] = argv;
+  if (operation !== "list" && operation !== "add" && operation !== "remove") {
+    throw new UsageError(`${operation === undefined ? "Missing" : `Unknown`} member command${operation === undefined ? "" : ` "${operation}"`}: use list, add or remove\n${USAGE}`);
+  }
+  const parsed = parseArguments(rest);
+  if (operation === "add" && parsed.peerUrl === undefined) throw new UsageError(`pgraft member add needs --peer-url http://host:port, the new node's pgraft.listen_address\n${USAGE}`);
+  if (operation === "remove" && parsed.id === undefined) throw new UsageError(`pgraft member remove needs --id N, the id of the member to remove\n${USAGE}`);
+  const body = operation === "list" ? {} : operation === "add" ? { peerURLs: [parsed.peerUrl], ...(parsed.id === undefined ? {} : { ID: parsed.id }) } : { ID: parsed.id };
+  const errors: string[] = [];
+  for (const url of statusEndpoints(parsed)) {
+    let response: Response;
+    try {
+      // Adding includes the new node's catch-up: allow it the node's own 20 s and some.
+      response = await fetch(`${url.replace(/\/$/, "")}/v3/cluster/member/${operation}`, { method: "POST", body: JSON.stringify(body), signal: AbortSignal.timeout(operation === "list" ? 2_000 : 30_000) });
+    } catch (error) {
+      errors.push(`${url}: ${error instanceof Error ? error.message : String(error)}`);
+      continue;
+    }
+    const answer = (await response.json().catch(() => ({}))) as { members?: MemberJson[]; message?: string };
+    if (response.status === 503 && operation !== "list") {
+      errors.push(`${url}: ${answer.message ?? "unavailable"}`);
+      continue;
+    }
+    if (response.status !== 200) {
+      process.stderr.write(`pgraft: Cannot ${operation === "list" ? "list members" : `${operation} the member`}: ${url} answered ${response.status}: ${answer.message ?? "no message"}\n`);
+      return 1;
+    }
+    process.stdout.write(parsed.json ? `${JSON.stringify(answer)}\n` : `${formatMembers(answer.members ?? [])}\n`);
+    return 0;
+  }
+  process.stderr.write(`pgraft: Cannot ${operation === "list" ? "list members" : `${operation} the member`}: no endpoint answered it (${errors.join("; ")}); check that the nodes run, that one of them leads, and that --endpoints is right\n`);
+  return 1;
+}
+
 export async function main(argv: readonly string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -151,6 +221,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await start(rest);
       case "status":
         return await status(rest);
+      case "member":
+        return await member(rest);
       case "version":
       case "--version":
         process.stdout.write(`pgraft ${PACKAGE_VERSION}\n`);
