@@ -84,10 +84,11 @@ export class MembershipChangeInProgressError extends PgraftError {
   override name = "MembershipChangeInProgressError";
   readonly code = "change_in_progress";
   readonly outcome = "failed";
-  constructor(readonly configIndex: number) {
-    super(
-      `Cannot change membership: another change (log index ${configIndex}) is not committed yet; wait for it to finish, then retry`,
-    );
+  constructor(
+    readonly configIndex: number | undefined,
+    reason = `another change (log index ${configIndex}) is not committed yet`,
+  ) {
+    super(`Cannot change membership: ${reason}; wait a moment, then retry`);
   }
 }
 

@@ -91,6 +91,8 @@ export type ProposeResult =
 export type MembershipProposeResult =
   | ProposeResult
   | { readonly ok: false; readonly reason: "change_in_progress"; readonly configIndex: number }
+  /** A new leader has not yet committed an entry of its own term (see proposeMembership). */
+  | { readonly ok: false; readonly reason: "leader_not_ready"; readonly term: number }
   | { readonly ok: false; readonly reason: "invalid"; readonly message: string };
 
 export type TransferResult =
@@ -277,6 +279,11 @@ export class Raft {
     if (this.#role !== "leader") return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
     if (this.#leadTransferee !== NODE_NONE) return { ok: false, reason: "transferring", transferee: this.#leadTransferee };
     if (this.#configIndex > this.#log.committed) return { ok: false, reason: "change_in_progress", configIndex: this.#configIndex };
+    // A leader changes the configuration only after committing an entry of its own term (Ongaro,
+    // raft-dev 2015, "bug in single-server membership changes"). Otherwise a change an earlier leader
+    // left uncommitted on a few nodes, and this leader's own change, may each gather a majority of a
+    // different configuration: two leaders of one term. The no-op of #becomeLeader commits soon.
+    if (!this.#committedInTerm()) return { ok: false, reason: "leader_not_ready", term: this.#term };
     const change = changeMembership(this.#membership, request);
     if (!change.ok) return { ok: false, reason: "invalid", message: change.reason };
     const index = this.#appendConfig(change.membership);
@@ -1148,7 +1155,7 @@ export class Raft {
   #maybePromoteLearner(id: NodeId, progress: Progress): void {
     if (!this.#membership.learners.includes(id)) return;
     if (progress.match < this.#log.committed || this.#configIndex > this.#log.committed) return;
-    if (this.#leadTransferee !== NODE_NONE) return;
+    if (this.#leadTransferee !== NODE_NONE || !this.#committedInTerm()) return;
     const request: MembershipRequest = { type: "promote", nodeId: id };
     const change = changeMembership(this.#membership, request);
     assert(change.ok, `promotion of learner ${id} refused`);
@@ -1170,6 +1177,11 @@ export class Raft {
 
   #voters(): readonly NodeId[] {
     return this.#membership.voters;
+  }
+
+  /** Whether this leader's term has an entry committed (its no-op, once a quorum holds it). */
+  #committedInTerm(): boolean {
+    return this.#log.term(this.#log.committed) === this.#term;
   }
 
   #isVoter(): boolean {

@@ -275,6 +275,8 @@ export class RaftNode {
         return new NotLeaderError(result.transferee, action);
       case "change_in_progress":
         return new MembershipChangeInProgressError(result.configIndex);
+      case "leader_not_ready":
+        return new MembershipChangeInProgressError(undefined, `node ${this.id} became leader at term ${result.term} and has not yet committed an entry of that term`);
       case "invalid":
         return new InvalidRequestError(`Cannot ${action}: ${result.message}`);
       case "busy":
