@@ -353,6 +353,10 @@ export class Raft {
     assert(message.to === this.id, `${this.id} got a message for ${message.to}`);
     assert(!this.#readyOutstanding, "step() between ready() and advance()");
     this.counters.messagesReceived++;
+    if ((message.type === "MsgVote" || message.type === "MsgPreVote") && this.#leftTheCluster(message.from)) {
+      this.#logLine(`ignored ${message.type} from ${message.from} at term ${message.term}: it is not a member of the committed configuration`);
+      return;
+    }
     if (message.term > this.#term) {
       if (!this.#acceptHigherTerm(message)) return;
     } else if (message.term < this.#term) {
@@ -1177,6 +1181,19 @@ export class Raft {
 
   #voters(): readonly NodeId[] {
     return this.#membership.voters;
+  }
+
+  /**
+   * True when `id` is neither voter nor learner of our configuration and that configuration is
+   * committed: then `id` left the cluster (or never joined it) and nothing it asks for can be needed.
+   * A removed node may go on campaigning when it never hears that its removal committed (#mayCampaign
+   * lets it campaign while the removal looks uncommitted to it, and a restart forgets the commit);
+   * ignoring it keeps it from raising everyone's term. A node whose configuration is still uncommitted
+   * answers as before, since the configuration before might be the one that counts.
+   */
+  #leftTheCluster(id: NodeId): boolean {
+    if (this.#configIndex > this.#log.committed) return false;
+    return !this.#membership.voters.includes(id) && !this.#membership.learners.includes(id);
   }
 
   /** Whether this leader's term has an entry committed (its no-op, once a quorum holds it). */

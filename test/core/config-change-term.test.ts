@@ -127,3 +127,39 @@ test("the sequence of Ongaro's report no longer applies two entries at one index
     net.tick(30, [1, 2, 3, 4, 5], () => true);
   });
 });
+
+test("a removed node that never hears its removal committed cannot depose the new configuration's leader", (t) => {
+  // Node 1 leads, appends its own removal, and loses contact before the answers come back; 2, 3 and 4
+  // commit the removal without it. Node 1 still sees the removal as uncommitted, so it keeps
+  // campaigning (a node an uncommitted entry removes may be needed). Without PreVote or CheckQuorum its
+  // requests carry ever higher terms; the others, whose committed configuration leaves it out, ignore
+  // them.
+  const net = new Network([1, 2, 3, 4], { voters: [1, 2, 3, 4], learners: [] });
+  net.node(1).campaign();
+  net.deliver();
+  net.tick(2, [1, 2, 3, 4], () => true);
+  t.true(net.node(1).proposeMembership({ type: "remove", nodeId: 1 }).ok);
+  net.deliver((message) => message.to !== 1);
+  net.queue = [];
+  net.tick(60, [1, 2, 3, 4], within([2, 3, 4]));
+  const leader = [2, 3, 4].find((id) => net.node(id).role === "leader");
+  t.truthy(leader, "2, 3 and 4 elected a leader among themselves");
+  t.true(net.node(leader!).status().commit >= 2, "and committed the removal");
+  // Node 1 hears the new term (and nothing else: the new leader no longer replicates to it), so it
+  // stops leading and, its removal still uncommitted as far as it knows, times out and campaigns.
+  net.node(1).step({ type: "MsgHeartbeat", from: leader!, to: 1, term: net.node(leader!).term, commit: 0, context: 0 });
+  net.process();
+  net.queue = [];
+  t.is(net.node(1).role, "follower");
+  const term = net.node(leader!).term;
+  const campaignsBefore = net.node(1).counters.electionsStarted;
+  let leaderless = 0;
+  for (let i = 0; i < 500; i++) {
+    net.tick(1, [1, 2, 3, 4], () => true);
+    if (![2, 3, 4].some((id) => net.node(id).role === "leader")) leaderless++;
+  }
+  t.true(net.node(1).counters.electionsStarted > campaignsBefore, "node 1 did keep campaigning");
+  t.is(net.node(leader!).term, term, "the others' term never moved");
+  t.is(net.node(leader!).role, "leader");
+  t.is(leaderless, 0);
+});
