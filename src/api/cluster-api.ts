@@ -5,6 +5,7 @@
  *   POST /v3/cluster/member/list    {}                                  -> {header, members}
  *   POST /v3/cluster/member/add     {peerURLs: ["http://host:port"], ID?} -> {header, member, members}
  *   POST /v3/cluster/member/remove  {ID: "3"}                           -> {header, members}
+ *   POST /v3/maintenance/transfer-leadership {targetID: "2"}            -> {header}   (etcd's MoveLeader)
  *
  * Differences from etcd, each for a reason:
  * - Member ids are pgraft's node ids (small integers, as strings like etcd's uint64 ids). `add` takes
@@ -32,6 +33,8 @@ export interface ClusterBackend {
   /** The configuration this node has: the latest configuration entry in its log. */
   membership(): Membership;
   changeMembership(change: MembershipChange, callback: (result: AdminResult) => void): void;
+  /** Hands leadership to `target` (leader only); answers once it leads. */
+  transferLeadership(target: NodeId, callback: (result: AdminResult) => void): void;
   header(): ResponseHeader;
 }
 
@@ -47,7 +50,8 @@ const BODY_BYTES_MAX = 64 * 1024;
 /** Node ids the API hands out or accepts: far above any Raft cluster, below the transport's checks. */
 const NODE_ID_MAX = 1_000_000;
 const PATHS = ["list", "add", "remove"] as const;
-type ClusterOperation = (typeof PATHS)[number];
+type ClusterOperation = (typeof PATHS)[number] | "transfer-leadership";
+const TRANSFER_PATH = "/v3/maintenance/transfer-leadership";
 
 export class ClusterApi {
   readonly #options: ClusterApiOptions;
@@ -56,16 +60,16 @@ export class ClusterApi {
     this.#options = options;
   }
 
-  /** The route for startHttpServer(): serves /v3/cluster/member/*; put it before the KV route. */
+  /** The route for startHttpServer(): serves /v3/cluster/member/* and MoveLeader; put it before the KV route. */
   readonly route: HttpRoute = (request, response, url) => {
-    if (!url.pathname.startsWith("/v3/cluster/")) return false;
+    if (!url.pathname.startsWith("/v3/cluster/") && url.pathname !== TRANSFER_PATH) return false;
     void this.#serve(request, response, url.pathname);
     return true;
   };
 
   async #serve(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     try {
-      const operation = PATHS.find((candidate) => path === `/v3/cluster/member/${candidate}`);
+      const operation: ClusterOperation | undefined = path === TRANSFER_PATH ? "transfer-leadership" : PATHS.find((candidate) => path === `/v3/cluster/member/${candidate}`);
       if (operation === undefined) {
         throw new RouteError(404, `Cannot serve ${path}: pgraft's cluster API serves POST /v3/cluster/member/list, /v3/cluster/member/add and /v3/cluster/member/remove`);
       }
@@ -98,6 +102,12 @@ export class ClusterApi {
         if (body.ID === undefined) throw new InvalidRequestError('Cannot remove a member without its id: send {"ID": "3"}');
         const membership = await this.#change({ type: "remove", nodeId: readNodeId(body.ID, "ID") });
         return { header: encodeHeader(backend.header()), members: this.#members(membership) };
+      }
+      case "transfer-leadership": {
+        if (body.targetID === undefined) throw new InvalidRequestError('Cannot transfer leadership without a target: send {"targetID": "2"}');
+        const target = readNodeId(body.targetID, "targetID");
+        await new Promise<Membership>((resolve, reject) => backend.transferLeadership(target, (result) => (result.ok ? resolve(result.membership) : reject(result.error))));
+        return { header: encodeHeader(backend.header()) };
       }
     }
   }

@@ -526,6 +526,14 @@ export class Raft {
     return this.#membership;
   }
 
+  /**
+   * The configuration before `membership` while that one is uncommitted (one change at a time, so this
+   * is the committed one), else `membership` itself. Nodes of either may still be needed.
+   */
+  get committedMembership(): Membership {
+    return this.#configIndex <= this.#log.committed ? this.#membership : this.#membershipAt(this.#configIndex - 1);
+  }
+
   /** Index of the entry behind `membership` (0 when it comes from the initial settings or a snapshot). */
   get configIndex(): number {
     return this.#configIndex;

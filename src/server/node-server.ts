@@ -100,13 +100,20 @@ export class NodeServer {
         },
         compact: (throughIndex) => storage.compact(throughIndex),
       },
-      transport: this.transport,
+      // A leader sends its first append to a member it has just added before the Ready that added it
+      // is persisted (early send): make the transport know the member first.
+      transport: {
+        send: (message) => {
+          if (!this.transport.hasPeer(message.to)) this.#syncPeers();
+          this.transport.send(message);
+        },
+      },
       timers: new RealTimers(),
       random: Math.random,
       logger: (line) => logger.info(`node ${line}`),
       observer: {
         persisted: (_, ready) => {
-          if (ready.snapshot !== undefined || ready.entries.length > 0) this.#syncPeers();
+          this.#syncPeers();
           const soft = ready.softState;
           if (!soft) return;
           if (soft.role !== role) {
@@ -133,34 +140,47 @@ export class NodeServer {
     this.#syncPeers();
   }
 
-  #peersConfigIndex = -1;
   #peersMembership: unknown;
+  #peersCommitted = false;
 
   /**
    * Keeps the transport's peers in step with the configuration: members added at run time carry their
    * address in the configuration entry and are dialed; when they leave (or the entry that added them is
-   * replaced) they are dropped. Founding members (pgraft.initial_cluster) stay peers throughout.
+   * replaced) they are dropped, but only once the change is committed: until then the configuration
+   * before it may be the one that counts, and a leader that is removing itself must still hear the
+   * answers that commit its removal. Founding members (pgraft.initial_cluster) stay peers throughout.
+   * Cheap when nothing changed: it runs after every persisted Ready.
    */
   #syncPeers(): void {
     const raft = this.node.raft;
-    if (raft.configIndex === this.#peersConfigIndex && raft.membership === this.#peersMembership) return;
-    this.#peersConfigIndex = raft.configIndex;
+    const committed = raft.configIndex <= raft.log.committed;
+    if (raft.membership === this.#peersMembership && committed === this.#peersCommitted) return;
     this.#peersMembership = raft.membership;
+    this.#peersCommitted = committed;
     const membership = raft.membership;
+    const previous = raft.committedMembership;
     const founding = new Set(this.config.initialCluster.map((member) => member.nodeId));
-    const wanted = new Set([...membership.voters, ...membership.learners]);
+    const wanted = new Set([...membership.voters, ...membership.learners, ...previous.voters, ...previous.learners]);
     for (const nodeId of wanted) {
       if (nodeId === this.config.nodeId) continue;
       // A founding member removed and added again at a new address is dialed there.
       const initial = this.config.initialCluster.find((member) => member.nodeId === nodeId);
-      const address = memberAddress(membership, nodeId) ?? (initial === undefined ? undefined : `${initial.host.includes(":") ? `[${initial.host}]` : initial.host}:${initial.port}`);
+      const address =
+        memberAddress(membership, nodeId) ??
+        memberAddress(previous, nodeId) ??
+        (initial === undefined ? undefined : `${initial.host.includes(":") ? `[${initial.host}]` : initial.host}:${initial.port}`);
       if (address === undefined) {
         this.#logger.warn(`node ${nodeId} is a member but its configuration entry gives no address: it cannot be reached until it is added again with one`);
         continue;
       }
       const colon = address.lastIndexOf(":");
       const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
-      this.transport.addPeer({ nodeId, name: initial?.name, host, port: Number(address.slice(colon + 1)) });
+      try {
+        this.transport.addPeer({ nodeId, name: initial?.name, host, port: Number(address.slice(colon + 1)) });
+      } catch (error) {
+        // A configuration written by an older version may hold an address the transport refuses.
+        this.#logger.warn(`Cannot reach node ${nodeId} at ${address}: ${error instanceof Error ? error.message : String(error)}; remove it and add it again with a valid address`);
+      }
     }
     for (const peer of this.transport.peers()) {
       if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId)) this.transport.removePeer(peer.nodeId);
@@ -224,6 +244,7 @@ export class NodeServer {
       backend: {
         membership: () => this.node.raft.membership,
         changeMembership: (change, callback) => this.node.changeMembership(change, callback),
+        transferLeadership: (target, callback) => this.node.transferLeadership(target, callback),
         header: () => backend.header(),
       },
       initialMember: (id) => {

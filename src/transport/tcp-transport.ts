@@ -305,6 +305,10 @@ export class TcpTransport implements Transport {
     if (this.#state === "started") this.#dial(peer);
   }
 
+  hasPeer(nodeId: NodeId): boolean {
+    return this.#peers.has(nodeId);
+  }
+
   /** Forgets a member that left the cluster: drops what was queued for it and closes its connections. */
   removePeer(nodeId: NodeId): void {
     const peer = this.#peers.get(nodeId);

@@ -50,6 +50,18 @@ class FakeBackend implements ClusterBackend {
     setImmediate(() => callback({ ok: true, membership: this.current }));
   }
 
+  readonly transfers: number[] = [];
+
+  transferLeadership(target: number, callback: (result: AdminResult) => void): void {
+    this.transfers.push(target);
+    if (this.refuseWith !== undefined) {
+      const error = this.refuseWith;
+      setImmediate(() => callback({ ok: false, error }));
+      return;
+    }
+    setImmediate(() => callback({ ok: true, membership: this.current }));
+  }
+
   header(): ResponseHeader {
     return HEADER;
   }
@@ -321,5 +333,17 @@ test("a peer URL whose host the wire format cannot carry is refused up front", a
     const answer = await post(url, "/v3/cluster/member/add", { peerURLs: [`http://${"a".repeat(300)}:7004`], ID: "4" });
     t.is(answer.status, 400, answer.text);
     t.deepEqual(backend.changes, []);
+  });
+});
+
+test("transfer-leadership (etcd's MoveLeader) hands the target to the node and refuses a request without one", async (t) => {
+  await withCluster(THREE, async ({ url, backend }) => {
+    const moved = await post(url, "/v3/maintenance/transfer-leadership", { targetID: "2" });
+    t.is(moved.status, 200, moved.text);
+    t.deepEqual(backend.transfers, [2]);
+    const missing = await post(url, "/v3/maintenance/transfer-leadership", {});
+    t.is(missing.status, 400);
+    t.regex(missing.json.message, /send \{"targetID": "2"\}/);
+    t.deepEqual(backend.transfers, [2]);
   });
 });

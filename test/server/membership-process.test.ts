@@ -108,6 +108,19 @@ test("a node joins a running cluster through the cluster API, votes, survives a 
     await c.kill(leaving);
     t.is((await put(current.clientUrl, "after-remove", "3")).status, 200);
     t.is(await get(joiner.clientUrl, "after-remove"), "3");
+
+    // The added node leads, then removes itself: the others must keep answering it until the removal
+    // commits (they drop it as a peer only then), or it can never commit its own removal.
+    const moved = await fetch(`${current.clientUrl}/v3/maintenance/transfer-leadership`, { method: "POST", body: JSON.stringify({ targetID: "4" }), signal: AbortSignal.timeout(10_000) });
+    t.is(moved.status, 200, await moved.text());
+    t.is(await c.waitForLeader(10_000), joiner);
+    const left = await cluster(joiner, "remove", { ID: "4" }, 15_000);
+    t.is(left.status, 200, JSON.stringify(left.body));
+    t.deepEqual(ids(left.body), founders.filter((node) => node !== leaving).map((node) => String(node.id)));
+    const last = await c.waitForLeader(20_000, joiner);
+    t.not(last, joiner);
+    t.is((await put(last.clientUrl, "after-leader-left", "4")).status, 200);
+    t.false(/Cannot send MsgApp to node 4: it is neither/.test(c.nodes.map((node) => node.log).join("")), "no append to the added node was dropped as unroutable");
   } finally {
     await c.close();
   }
