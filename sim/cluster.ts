@@ -496,6 +496,8 @@ export class SimCluster {
     host.deferred = [];
     host.state = "down";
     host.crashDuringWrite = false;
+    // A crash armed in the disk by a save that then synced nothing dies with this incarnation.
+    host.disk.failNextSync = false;
     host.incarnation++;
     if (this.options.connectionResetOnCrash) {
       for (const peer of this.#hosts.values()) {

@@ -10,7 +10,10 @@
  *   snapshot's payload is its metadata as one line of JSON, a newline, then the state machine's image
  *   as it is (not escaped into a JSON string a second time: for a store of tens of megabytes that
  *   escaping cost as much as taking the image). A payload without a newline is the older format, the
- *   whole snapshot as JSON, and is still read.
+ *   whole snapshot as JSON, and is still read; a version before this change cannot read the new one
+ *   (it reports the file as damaged), so downgrading a node that has taken a snapshot since is not
+ *   supported. The image must be well-formed UTF-16 (KvStore.snapshot() makes it with JSON.stringify,
+ *   which escapes lone surrogates); UTF-8 would replace a lone surrogate.
  *
  * `save()` persists a Ready batch in the order that keeps recovery sound: the snapshot first, then the
  * entries (one sync for the whole batch: group commit), then the hard state. The log is synced before

@@ -241,7 +241,8 @@ abstract class Handshake {
     if (!this.#memberIds.has(greeting.nodeId)) {
       throw new Refusal(
         "unknown_node",
-        `${peer} is not in pgraft.initial_cluster of node ${self.nodeId} (members: ${[...this.#memberIds].join(", ")}); use the same pgraft.initial_cluster on every node`,
+        `${peer} is not a member known to node ${self.nodeId} (members: ${[...this.#memberIds].join(", ")}); ` +
+          "a founding member must be in pgraft.initial_cluster, a new node must be added on the leader (pgraft member add) before it can connect, and a removed node should be stopped",
       );
     }
     if (greeting.auth !== self.authentication.mode) {

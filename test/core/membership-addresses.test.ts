@@ -5,7 +5,7 @@
 // its followers, and a restart from its log.
 import test from "ava";
 import { AssertionError } from "../../src/assert.ts";
-import { changeMembership, checkMembership, decodeMembership, encodeMembership, memberAddress } from "../../src/core/membership.ts";
+import { changeMembership, checkMembership, decodeMembership, encodeMembership, memberAddress, MEMBERS_MAX } from "../../src/core/membership.ts";
 import { Raft, RAFT_CONFIG_DEFAULTS } from "../../src/core/raft.ts";
 import type { Entry, Membership, Message } from "../../src/core/types.ts";
 
@@ -271,4 +271,20 @@ test("a node restarted from its log finds the added member's address in the late
   t.is(node.configIndex, 3);
   t.deepEqual(node.membership, { voters: [1, 2, 3], learners: [], addresses: { "3": "h3:7003" } });
   t.is(memberAddress(node.membership, 3), "h3:7003");
+});
+
+test("changeMembership() refuses an add beyond MEMBERS_MAX members, saying what to do", (t) => {
+  const voters = Array.from({ length: MEMBERS_MAX - 1 }, (_, i) => i + 1);
+  const full = changeMembership({ voters, learners: [] }, { type: "add", nodeId: MEMBERS_MAX, address: "h:1" });
+  t.true(full.ok, "the last one fits");
+  if (!full.ok) return;
+  t.deepEqual(changeMembership(full.membership, { type: "add", nodeId: MEMBERS_MAX + 1, address: "h:2" }), {
+    ok: false,
+    reason: `the cluster already has ${MEMBERS_MAX} members, the most pgraft supports; remove one first`,
+  });
+});
+
+test("decodeMembership() reads an address the current rules refuse, so an older log still starts", (t) => {
+  const decoded = decodeMembership('{"voters":[1,2],"learners":[],"addresses":{"2":"h:0"}}');
+  t.deepEqual(decoded.addresses, { "2": "h:0" });
 });

@@ -69,7 +69,7 @@ test("before addPeer() node 1 drops messages to node 3 and refuses its handshake
   const { n1, n3 } = await startOutsider();
   try {
     // The counters rise at the refusal; the log line follows when the refused connection closes.
-    const refusalLogged = (): boolean => n1.logs.some((line) => line.includes("node 3") && line.includes("is not in pgraft.initial_cluster of node 1"));
+    const refusalLogged = (): boolean => n1.logs.some((line) => line.includes("node 3") && line.includes("is not a member known to node 1"));
     await waitFor(() => n1.transport.counters().refusalsSent >= 1 && n3.transport.counters().refusalsReceived >= 1 && refusalLogged(), WAIT_MS, "node 1 refusing node 3");
     t.false(n3.events.includes("up n1"), "node 3 cannot send to node 1");
     t.is(n1.transport.counters().connectionsInbound, 0);

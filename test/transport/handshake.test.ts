@@ -122,7 +122,7 @@ test("a different cluster id is refused with both ids in the reason", (t) => {
 test("an unknown node id is refused", (t) => {
   const result = pair(handshakeSettings(7, { memberIds: [1, 2, 3, 7] }), handshakeSettings(1));
   t.is(refusal(result.acceptor).code, "unknown_node");
-  t.regex(refusal(result.acceptor).reason, /node 7 is not in pgraft.initial_cluster of node 1 \(members: 1, 2, 3\)/);
+  t.regex(refusal(result.acceptor).reason, /node 7 is not a member known to node 1 \(members: 1, 2, 3\); a founding member must be in pgraft.initial_cluster, a new node must be added on the leader/);
   t.is(refusal(result.dialer).by, "peer");
 });
 
