@@ -61,10 +61,11 @@ export class RequestTimeoutError extends PgraftError {
   override name = "RequestTimeoutError";
   readonly code = "timeout";
   readonly outcome: ErrorOutcome;
-  constructor(action: string, timeoutMs: number, outcome: ErrorOutcome) {
+  /** `check`: how to find out whether an unconfirmed request took effect (a key read by default). */
+  constructor(action: string, timeoutMs: number, outcome: ErrorOutcome, check = "read the key before retrying") {
     super(
       outcome === "unknown"
-        ? `Cannot confirm the ${action} within ${timeoutMs} ms: it may still take effect; read the key before retrying`
+        ? `Cannot confirm the ${action} within ${timeoutMs} ms: it may still take effect; ${check}`
         : `Cannot complete the ${action} within ${timeoutMs} ms: it did not take effect; retry it`,
     );
     this.outcome = outcome;

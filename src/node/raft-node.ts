@@ -483,7 +483,7 @@ export class RaftNode {
         const error =
           outcome === "failed"
             ? new LeadershipTransferError(`Cannot ${item.what}: no election completed in time, so the transfer was aborted; this node still leads`)
-            : new RequestTimeoutError(item.what, item.timeoutMs, "unknown");
+            : new RequestTimeoutError(item.what, item.timeoutMs, "unknown", "check the members (pgraft member list) before retrying");
         item.callback({ ok: false, error });
       }
     }
