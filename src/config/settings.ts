@@ -6,7 +6,8 @@
  * - pgraft.profile (low, medium, high) sets election_timeout and heartbeat_interval unless either is set
  *   explicitly, in any source; an explicit value that differs from the profile's is a warning.
  * - pgraft.node_id defaults to the 1-based position of pgraft.name in pgraft.initial_cluster, and if set
- *   must equal it: every node derives the ids of the others from those positions.
+ *   must equal it: every node derives the ids of the others from those positions. A node joining a
+ *   running cluster (initial_cluster_state = existing) may set another id, the one it was added under.
  * - pgraft.listen_address defaults to this node's address in pgraft.initial_cluster.
  * - pgraft.data_dir defaults to $PGDATA/pgraft; relative paths resolve against $PGDATA. The environment
  *   is an argument: nothing here reads process.env.
@@ -345,7 +346,14 @@ function readIdentity(context: Context): Identity {
   const cluster = readInitialCluster(context);
   const nodeIdSetting = readNumber(context, "pgraft.node_id");
   const self = cluster !== undefined && name !== undefined ? findSelf(context, name, cluster) : undefined;
-  const nodeId = self === undefined ? undefined : checkNodeId(context, self, nodeIdSetting, cluster!.source);
+  // A node joining a running cluster keeps the id the leader added it under, which need not be its
+  // position: ids of members removed before it are not reused (see checkNodeId).
+  const joining = context.explicit.get("pgraft.initial_cluster_state")?.value.trim().replace(/^'(.*)'$/, "$1").toLowerCase() === "existing";
+  const nodeId = self === undefined ? undefined : checkNodeId(context, self, nodeIdSetting, cluster!, joining);
+  const members =
+    cluster !== undefined && self !== undefined && nodeId !== undefined && nodeId !== self.nodeId
+      ? cluster.value.map((member) => (member === self ? Object.freeze({ ...member, nodeId }) : member))
+      : cluster?.value;
   let listen: Read<HostAndPort> | undefined;
   if (context.explicit.has("pgraft.listen_address")) {
     listen = readAddress(context, "pgraft.listen_address");
@@ -357,7 +365,7 @@ function readIdentity(context: Context): Identity {
     context.sources["pgraft.listen_address"] = DEFAULT_SOURCE;
     listen = { value: { host: "127.0.0.1", port: 7001 }, raw: "127.0.0.1:7001", source: DEFAULT_SOURCE };
   }
-  return { clusterId, name, initialCluster: cluster?.value, nodeId, listen };
+  return { clusterId, name, initialCluster: members, nodeId, listen };
 }
 
 function readInitialCluster(context: Context): Read<ClusterMember[]> | undefined {
@@ -430,13 +438,30 @@ function findSelf(context: Context, name: Read<string>, cluster: Read<ClusterMem
   return undefined;
 }
 
-function checkNodeId(context: Context, self: ClusterMember, setting: Read<number> | undefined, clusterSource: string): number | undefined {
+function checkNodeId(context: Context, self: ClusterMember, setting: Read<number> | undefined, cluster: Read<ClusterMember[]>, joining: boolean): number | undefined {
+  const clusterSource = cluster.source;
   if (setting === undefined) {
     if (context.explicit.has("pgraft.node_id")) return undefined; // Invalid: already reported.
     context.sources["pgraft.node_id"] = `position of pgraft.name in pgraft.initial_cluster (${clusterSource})`;
     return self.nodeId;
   }
   if (setting.value === self.nodeId) return self.nodeId;
+  if (joining) {
+    // The other entries are founders, known by their positions; the joining node is known by the id
+    // it was added under, which must not be one of theirs.
+    const taken = cluster.value.find((member) => member !== self && member.nodeId === setting.value);
+    if (taken === undefined) return setting.value;
+    context.issues.push({
+      code: "inconsistent",
+      setting: "pgraft.node_id",
+      value: setting.raw,
+      source: setting.source,
+      message:
+        `Cannot start node: pgraft.node_id is ${setting.value} (${setting.source}), the id of ${quoteValue(taken.name)} (member ${taken.nodeId} ` +
+        `of pgraft.initial_cluster, ${clusterSource}); use the id this node was added under (pgraft member add --id)`,
+    });
+    return undefined;
+  }
   context.issues.push({
     code: "inconsistent",
     setting: "pgraft.node_id",

@@ -87,3 +87,23 @@ test("pgraft.initial_cluster_state is listed with its default, and SHOW and rend
     if (validation.ok) t.is(validation.config.initialClusterState, state);
   }
 });
+
+const JOINER = [
+  "pgraft.cluster_id = 'orders'",
+  "pgraft.name = 'n5'",
+  "pgraft.initial_cluster = 'n1=127.0.0.1:7001,n2=127.0.0.1:7002,n3=127.0.0.1:7003,n5=127.0.0.1:7005'",
+  `pgraft.auth_secret = '${SECRET}'`,
+].join("\n");
+
+test("a joining node may keep the id it was added under, which need not be its position", (t) => {
+  const { config } = load(`${JOINER}\npgraft.initial_cluster_state = 'existing'\npgraft.node_id = 5`);
+  t.is(config.nodeId, 5);
+  t.deepEqual(config.initialCluster.map((member) => [member.name, member.nodeId]), [["n1", 1], ["n2", 2], ["n3", 3], ["n5", 5]]);
+});
+
+test("a founding node's id must still be its position, and a joiner's must not be a founder's", (t) => {
+  const founder = issues(t, `${JOINER}\npgraft.node_id = 5`);
+  t.regex(founder.map((issue) => issue.message).join("\n"), /pgraft\.node_id is 5 .* but "n5" is member 4 of pgraft\.initial_cluster/);
+  const taken = issues(t, `${JOINER}\npgraft.initial_cluster_state = existing\npgraft.node_id = 2`);
+  t.regex(taken.map((issue) => issue.message).join("\n"), /pgraft\.node_id is 2 .*the id of "n2" \(member 2 of pgraft\.initial_cluster.*use the id this node was added under \(pgraft member add --id\)/);
+});
