@@ -161,6 +161,8 @@ export function describeKnobs(knobs: Knobs): string {
  */
 export class FaultScheduler {
   #corrupted = new Set<NodeId>();
+  /** Hosts created for an add that was refused or lost: never members, so not counted in HOSTS_MAX. */
+  #orphans = new Set<NodeId>();
   #stopped = false;
   actions = 0;
 
@@ -227,14 +229,15 @@ export class FaultScheduler {
   #learnerPartition(): void {
     const cluster = this.cluster;
     const leader = cluster.leader();
-    if (leader === undefined || cluster.ids.length >= HOSTS_MAX) return;
+    if (leader === undefined || cluster.ids.length - this.#orphans.size >= HOSTS_MAX) return;
     const status = cluster.node(leader)!.status();
     const membership = status.membership;
     if (membership.learners.length > 0 || membership.voters.length < 3 || status.configIndex > status.commit) return;
     const added = cluster.addHost();
-    cluster.changeMembership(leader, { type: "add", nodeId: added }, 1, (result) =>
-      cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`),
-    );
+    cluster.changeMembership(leader, { type: "add", nodeId: added }, 1, (result) => {
+      cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`);
+      if (!result.ok) this.#orphans.add(added);
+    });
     const others = membership.voters.filter((id) => id !== leader);
     cluster.partition([leader, added], others);
     this.#repairLater(() => cluster.heal());
