@@ -19,10 +19,10 @@
  */
 import { Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import type { NodeId } from "../core/types.ts";
-import { InvalidRequestError, NotLeaderError } from "../errors.ts";
+import { NotLeaderError } from "../errors.ts";
 import { ForwardError, RouteError, toGatewayError } from "./errors.ts";
 import { forwardToLeader, FORWARDED_BY_HEADER } from "./forward.ts";
-import { readBody, sendError, sendJson, type ApiLogger, type HttpRoute } from "./http-server.ts";
+import { parseJsonBody, readBody, sendError, sendJson, type ApiLogger, type HttpRoute } from "./http-server.ts";
 import {
   decodeDeleteRangeRequest,
   decodePutRequest,
@@ -86,16 +86,6 @@ function prepare(operation: ClientOperation, json: unknown): Prepared {
   }
 }
 
-function parseJson(body: Buffer): unknown {
-  if (body.length === 0) return {};
-  try {
-    return JSON.parse(body.toString("utf8"));
-  } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new InvalidRequestError(`Cannot parse the request body as JSON: ${detail}; send a JSON object such as {"key": "Zm9v"}`);
-  }
-}
-
 const PATHS: ReadonlyMap<string, ClientOperation> = new Map(CLIENT_OPERATIONS.map((operation) => [`/v3/kv/${operation}`, operation]));
 
 export class ClientApi {
@@ -131,7 +121,7 @@ export class ClientApi {
       }
       if (request.method !== "POST") throw new RouteError(405, `Cannot serve ${request.method} ${path}: send a POST with a JSON body`);
       const body = await readBody(request, this.#options.bodyBytesMax ?? BODY_BYTES_MAX_DEFAULT);
-      const prepared = prepare(operation, parseJson(body));
+      const prepared = prepare(operation, parseJsonBody(body, '{"key": "Zm9v"}'));
       let answer: unknown;
       try {
         answer = await prepared.run(this.#options.backend);

@@ -24,7 +24,7 @@ import type { Membership, NodeId } from "../core/types.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { AdminResult, MembershipChange } from "../node/raft-node.ts";
 import { RouteError } from "./errors.ts";
-import { readBody, sendError, sendJson, type HttpRoute } from "./http-server.ts";
+import { parseJsonBody, readBody, sendError, sendJson, type HttpRoute } from "./http-server.ts";
 import { encodeHeader } from "./kv-json.ts";
 import type { ResponseHeader } from "./kv-types.ts";
 
@@ -137,13 +137,7 @@ export class ClusterApi {
 }
 
 function parseBody(body: Buffer): Record<string, unknown> {
-  if (body.length === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(body.toString("utf8"));
-  } catch (error) {
-    throw new InvalidRequestError(`Cannot parse the request body as JSON: ${error instanceof Error ? error.message : String(error)}; send a JSON object such as {"ID": "3"}`);
-  }
+  const value = parseJsonBody(body, '{"ID": "3"}');
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new InvalidRequestError("Cannot use the request body: send a JSON object");
   return value as Record<string, unknown>;
 }

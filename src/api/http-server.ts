@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { InvalidRequestError } from "../errors.ts";
 import { RequestTooLargeError, RouteError, toGatewayError } from "./errors.ts";
 
 /** Serves the request and returns true, or returns false to let the next route try. */
@@ -118,4 +119,15 @@ export function readBody(request: IncomingMessage, bytesMax: number): Promise<Bu
       reject(error);
     });
   });
+}
+
+/** A request body as JSON (an empty body is `{}`); `example` shows the caller what to send instead. */
+export function parseJsonBody(body: Buffer, example: string): unknown {
+  if (body.length === 0) return {};
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new InvalidRequestError(`Cannot parse the request body as JSON: ${detail}; send a JSON object such as ${example}`);
+  }
 }

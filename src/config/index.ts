@@ -29,6 +29,7 @@ export {
 export {
   DURATION_UNITS_MS,
   editDistance,
+  formatHostAndPort,
   parseBoolean,
   parseDurationMs,
   parseHostAndPort,

@@ -6,7 +6,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { ClientApi, ClusterApi, createHealthRoute, RaftNodeBackend, startHttpServer, type RunningHttpServer } from "../api/index.ts";
-import type { PgraftConfig } from "../config/index.ts";
+import { formatHostAndPort, parseHostAndPort, type HostAndPort, type PgraftConfig } from "../config/index.ts";
 import { memberAddress } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
 import { createMetricsRoute, NodeMetrics } from "../metrics/index.ts";
@@ -165,21 +165,25 @@ export class NodeServer {
       if (nodeId === this.config.nodeId) continue;
       // A founding member removed and added again at a new address is dialed there.
       const initial = this.config.initialCluster.find((member) => member.nodeId === nodeId);
-      const address =
-        memberAddress(membership, nodeId) ??
-        memberAddress(previous, nodeId) ??
-        (initial === undefined ? undefined : `${initial.host.includes(":") ? `[${initial.host}]` : initial.host}:${initial.port}`);
-      if (address === undefined) {
+      const configured = memberAddress(membership, nodeId) ?? memberAddress(previous, nodeId);
+      let target: HostAndPort | undefined = initial;
+      if (configured !== undefined) {
+        const parsed = parseHostAndPort(configured);
+        if (!parsed.ok) {
+          // A configuration written by an older version may hold an address the settings' rules refuse.
+          this.#logger.warn(`Cannot reach node ${nodeId}: its address in the configuration is unusable (${parsed.problem}); remove it and add it again with a valid address`);
+          continue;
+        }
+        target = parsed.value;
+      }
+      if (target === undefined) {
         this.#logger.warn(`node ${nodeId} is a member but its configuration entry gives no address: it cannot be reached until it is added again with one`);
         continue;
       }
-      const colon = address.lastIndexOf(":");
-      const host = address.slice(0, colon).replace(/^\[|\]$/g, "");
       try {
-        this.transport.addPeer({ nodeId, name: initial?.name, host, port: Number(address.slice(colon + 1)) });
+        this.transport.addPeer({ nodeId, name: initial?.name, host: target.host, port: target.port });
       } catch (error) {
-        // A configuration written by an older version may hold an address the transport refuses.
-        this.#logger.warn(`Cannot reach node ${nodeId} at ${address}: ${error instanceof Error ? error.message : String(error)}; remove it and add it again with a valid address`);
+        this.#logger.warn(`Cannot reach node ${nodeId} at ${formatHostAndPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
       }
     }
     for (const peer of this.transport.peers()) {
@@ -249,7 +253,7 @@ export class NodeServer {
       },
       initialMember: (id) => {
         const member = config.initialCluster.find((candidate) => candidate.nodeId === id);
-        return member === undefined ? undefined : { name: member.name, address: `${member.host.includes(":") ? `[${member.host}]` : member.host}:${member.port}` };
+        return member === undefined ? undefined : { name: member.name, address: formatHostAndPort(member) };
       },
       clientUrl: urlOf,
     });

@@ -206,9 +206,7 @@ export class TcpTransport implements Transport {
       authentication: options.peerAuthentication,
     };
     for (const member of options.members) {
-      if (member.nodeId === options.nodeId) continue;
-      const queue = new OutboundQueue({ messagesMax: this.limits.outboundQueueMessagesMax, bytesMax: this.limits.outboundQueueBytesMax });
-      this.#peers.set(member.nodeId, { ...memberAddress(member), queue, connection: undefined, up: false, failures: 0, reconnectTimer: undefined });
+      if (member.nodeId !== options.nodeId) this.#peers.set(member.nodeId, this.#newPeer(memberAddress(member)));
     }
   }
 
@@ -287,18 +285,7 @@ export class TcpTransport implements Transport {
     if (!Number.isSafeInteger(member.nodeId) || member.nodeId < 1) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: a node id is a positive integer`);
     checkPort(member.port, `the port of node ${member.nodeId}`);
     if (this.#peers.size + 1 > PEERS_MAX) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: node ${this.nodeId} already has ${PEERS_MAX} peers`);
-    const queue = new OutboundQueue({ messagesMax: this.limits.outboundQueueMessagesMax, bytesMax: this.limits.outboundQueueBytesMax });
-    const peer: PeerState = {
-      nodeId: member.nodeId,
-      name: member.name ?? `node ${member.nodeId}`,
-      host: member.host,
-      port: member.port,
-      queue,
-      connection: undefined,
-      up: false,
-      failures: 0,
-      reconnectTimer: undefined,
-    };
+    const peer = this.#newPeer({ nodeId: member.nodeId, name: member.name ?? `node ${member.nodeId}`, host: member.host, port: member.port });
     this.#peers.set(peer.nodeId, peer);
     this.#settings = { ...this.#settings, memberIds: [...this.#settings.memberIds, peer.nodeId] };
     this.#logger.info(`pgraft: ${peerLabel(peer)} joined; dialing it`);
@@ -581,6 +568,12 @@ export class TcpTransport implements Transport {
 
   // -------------------------------------------------------------------------------------------------
   // Helpers
+
+  /** A peer not yet dialed, with an empty outbound queue. */
+  #newPeer(address: { nodeId: NodeId; name: string; host: string; port: number }): PeerState {
+    const queue = new OutboundQueue({ messagesMax: this.limits.outboundQueueMessagesMax, bytesMax: this.limits.outboundQueueBytesMax });
+    return { ...address, queue, connection: undefined, up: false, failures: 0, reconnectTimer: undefined };
+  }
 
   #timing(): PeerConnectionTiming {
     const { handshakeTimeoutMs, pingIntervalMs, idleTimeoutMs } = this.limits;
