@@ -4,7 +4,7 @@
  * covers many different mixes instead of one average one. The knobs are printed with the seed, and
  * the fault schedule below draws every fault from the same seed.
  */
-import type { NodeId } from "../src/core/types.ts";
+import type { Membership, NodeId } from "../src/core/types.ts";
 import type { SimCluster } from "./cluster.ts";
 import type { LinkConditions } from "./network.ts";
 import type { Random } from "./random.ts";
@@ -197,16 +197,13 @@ export class FaultScheduler {
    */
   #replaceNode(): void {
     const cluster = this.cluster;
-    const leader = cluster.leader();
-    if (leader === undefined) return;
-    const status = cluster.node(leader)!.status();
-    const membership = status.membership;
-    if (membership.learners.length > 0 || membership.voters.length < 3 || status.configIndex > status.commit) return;
-    const isLost = (id: NodeId): boolean => this.#corrupted.has(id) || cluster.state(id) === "failed";
-    const failed = membership.voters.filter(isLost);
+    const settled = this.#settledLeader(3);
+    if (settled === undefined) return;
+    const { leader, membership } = settled;
+    const failed = membership.voters.filter((id) => this.#isLost(id));
     const victim = failed.length > 0 ? this.random.pick(failed) : this.random.pick(membership.voters.filter((id) => id !== leader));
     const remaining = membership.voters.filter((id) => id !== victim);
-    const healthy = remaining.filter((id) => !isLost(id)).length;
+    const healthy = remaining.filter((id) => !this.#isLost(id)).length;
     if (healthy < Math.floor(remaining.length / 2) + 1) return;
     cluster.changeMembership(leader, { type: "remove", nodeId: victim }, 1, (removed) => {
       cluster.trace.record(cluster.clock.nowMs, `remove n${victim}: ${removed.ok ? "done" : removed.error.message}`);
@@ -228,11 +225,10 @@ export class FaultScheduler {
    */
   #learnerPartition(): void {
     const cluster = this.cluster;
-    const leader = cluster.leader();
-    if (leader === undefined || cluster.ids.length - this.#orphans.size >= HOSTS_MAX) return;
-    const status = cluster.node(leader)!.status();
-    const membership = status.membership;
-    if (membership.learners.length > 0 || membership.voters.length < 3 || status.configIndex > status.commit) return;
+    if (cluster.ids.length - this.#orphans.size >= HOSTS_MAX) return;
+    const settled = this.#settledLeader(3);
+    if (settled === undefined) return;
+    const { leader, membership } = settled;
     const added = cluster.addHost();
     cluster.changeMembership(leader, { type: "add", nodeId: added }, 1, (result) => {
       cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`);
@@ -251,14 +247,11 @@ export class FaultScheduler {
    */
   #leaderLeavesPartitioned(): void {
     const cluster = this.cluster;
-    const leader = cluster.leader();
-    if (leader === undefined) return;
-    const status = cluster.node(leader)!.status();
-    const membership = status.membership;
-    if (membership.learners.length > 0 || membership.voters.length < 4 || status.configIndex > status.commit) return;
-    const isLost = (id: NodeId): boolean => this.#corrupted.has(id) || cluster.state(id) === "failed";
+    const settled = this.#settledLeader(4);
+    if (settled === undefined) return;
+    const { leader, membership } = settled;
     const others = membership.voters.filter((id) => id !== leader);
-    const healthy = others.filter((id) => !isLost(id)).length;
+    const healthy = others.filter((id) => !this.#isLost(id)).length;
     if (healthy < Math.floor(others.length / 2) + 1) return;
     cluster.changeMembership(leader, { type: "remove", nodeId: leader }, 1, (result) =>
       cluster.trace.record(cluster.clock.nowMs, `remove n${leader} (the leader): ${result.ok ? "done" : result.error.message}`),
@@ -266,6 +259,24 @@ export class FaultScheduler {
     const companion = this.random.pick(others);
     cluster.partition([leader, companion], others.filter((id) => id !== companion));
     this.#repairLater(() => cluster.heal());
+  }
+
+  /**
+   * The leader and its configuration, when a membership fault may start: a leader exists, no learner
+   * is joining, no change is uncommitted, and there are at least `votersMin` voters.
+   */
+  #settledLeader(votersMin: number): { leader: NodeId; membership: Membership } | undefined {
+    const leader = this.cluster.leader();
+    if (leader === undefined) return undefined;
+    const status = this.cluster.node(leader)!.status();
+    const membership = status.membership;
+    if (membership.learners.length > 0 || membership.voters.length < votersMin || status.configIndex > status.commit) return undefined;
+    return { leader, membership };
+  }
+
+  /** A node whose disk was corrupted or failed: gone for good. */
+  #isLost(id: NodeId): boolean {
+    return this.#corrupted.has(id) || this.cluster.state(id) === "failed";
   }
 
   #repairLater(repair: () => void): void {
@@ -371,7 +382,7 @@ export class FaultScheduler {
         // may still be the one that counts: lose no disk until the change settles.
         if (status.configIndex > status.commit) return;
         const voters = status.membership.voters;
-        const lost = voters.filter((id) => this.#corrupted.has(id) || cluster.state(id) === "failed").length;
+        const lost = voters.filter((id) => this.#isLost(id)).length;
         if (lost + 1 > Math.floor((voters.length - 1) / 2)) return;
         const live = voters.filter((id) => cluster.state(id) === "up" && !this.#corrupted.has(id));
         if (live.length === 0) return;

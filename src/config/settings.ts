@@ -446,33 +446,25 @@ function checkNodeId(context: Context, self: ClusterMember, setting: Read<number
     return self.nodeId;
   }
   if (setting.value === self.nodeId) return self.nodeId;
+  const refuse = (message: string): undefined => {
+    context.issues.push({ code: "inconsistent", setting: "pgraft.node_id", value: setting.raw, source: setting.source, message });
+    return undefined;
+  };
   if (joining) {
     // The other entries are founders, known by their positions; the joining node is known by the id
     // it was added under, which must not be one of theirs.
     const taken = cluster.value.find((member) => member !== self && member.nodeId === setting.value);
     if (taken === undefined) return setting.value;
-    context.issues.push({
-      code: "inconsistent",
-      setting: "pgraft.node_id",
-      value: setting.raw,
-      source: setting.source,
-      message:
-        `Cannot start node: pgraft.node_id is ${setting.value} (${setting.source}), the id of ${quoteValue(taken.name)} (member ${taken.nodeId} ` +
+    return refuse(
+      `Cannot start node: pgraft.node_id is ${setting.value} (${setting.source}), the id of ${quoteValue(taken.name)} (member ${taken.nodeId} ` +
         `of pgraft.initial_cluster, ${clusterSource}); use the id this node was added under (pgraft member add --id)`,
-    });
-    return undefined;
+    );
   }
-  context.issues.push({
-    code: "inconsistent",
-    setting: "pgraft.node_id",
-    value: setting.raw,
-    source: setting.source,
-    message:
-      `Cannot start node: pgraft.node_id is ${setting.value} (${setting.source}) but ${quoteValue(self.name)} is member ` +
+  return refuse(
+    `Cannot start node: pgraft.node_id is ${setting.value} (${setting.source}) but ${quoteValue(self.name)} is member ` +
       `${self.nodeId} of pgraft.initial_cluster (${clusterSource}), and every node derives node ids from those positions; ` +
       `remove pgraft.node_id or set it to ${self.nodeId}`,
-  });
-  return undefined;
+  );
 }
 
 interface Timing {

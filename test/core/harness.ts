@@ -52,6 +52,8 @@ export interface TestNode {
 
 export interface NetworkOptions {
   readonly nodeCount: number;
+  /** The configuration every node starts with; by default every node is a voter. */
+  readonly membership?: Membership;
   readonly config?: ConfigOverrides;
   /** The random source of each node; defaults to an LCG seeded by the node id. */
   readonly random?: (id: NodeId) => () => number;
@@ -75,6 +77,33 @@ export function scripted(draws: readonly number[]): () => number {
   assert(draws.length > 0, "scripted() needs at least one draw");
   let next = 0;
   return () => draws[Math.min(next++, draws.length - 1)]!;
+}
+
+/**
+ * One Raft on its own, started from a log, a term and a commit index (no vote), with the tests'
+ * settings and PreVote and CheckQuorum off: for tests that step it by hand and read its Readies with
+ * drainReadies().
+ */
+export function standaloneRaft(id: NodeId, membership: Membership, entries: Entry[], term: number, commit: number): Raft {
+  return new Raft(
+    { ...TEST_CONFIG, id, random: lcg(id * 7_919), preVote: false, checkQuorum: false },
+    { hardState: { term, vote: 0, commit }, entries, membership, applied: 0 },
+  );
+}
+
+/** Runs every Ready as a runtime would (persist, send, apply, advance) and returns what they held. */
+export function drainReadies(raft: Raft): { messages: Message[]; entries: Entry[]; readStates: ReadState[] } {
+  const messages: Message[] = [];
+  const entries: Entry[] = [];
+  const readStates: ReadState[] = [];
+  while (raft.hasReady()) {
+    const ready = raft.ready();
+    messages.push(...ready.messages);
+    entries.push(...ready.entries);
+    readStates.push(...ready.readStates);
+    raft.advance(ready);
+  }
+  return { messages, entries, readStates };
 }
 
 export function entry(index: number, term: number, data = `e${index}`): Entry {
@@ -112,7 +141,7 @@ export class Network {
     const ids: NodeId[] = [];
     for (let id = 1; id <= options.nodeCount; id++) ids.push(id);
     this.ids = ids;
-    this.membership = { voters: ids, learners: [] };
+    this.membership = options.membership ?? { voters: ids, learners: [] };
     this.#config = options.config ?? {};
     this.#logger = options.logger;
     for (const id of ids) {

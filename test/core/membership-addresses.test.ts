@@ -6,8 +6,9 @@
 import test from "ava";
 import { AssertionError } from "../../src/assert.ts";
 import { changeMembership, checkMembership, decodeMembership, encodeMembership, memberAddress, MEMBERS_MAX } from "../../src/core/membership.ts";
-import { Raft, RAFT_CONFIG_DEFAULTS } from "../../src/core/raft.ts";
-import type { Entry, Membership, Message } from "../../src/core/types.ts";
+import type { Raft } from "../../src/core/raft.ts";
+import type { Entry, Membership } from "../../src/core/types.ts";
+import { drainReadies as drain, standaloneRaft as raft } from "./harness.ts";
 
 const three: Membership = { voters: [1, 2, 3], learners: [] };
 
@@ -142,31 +143,6 @@ test("checkMembership() accepts addresses of voters and learners and asserts on 
 
 // ---------------------------------------------------------------------------------------------------
 // The Raft core
-
-function raft(id: number, membership: Membership, entries: Entry[], term: number, commit: number): Raft {
-  let state = id * 7919 + 1;
-  const random = (): number => {
-    state = (state * 48271) % 2147483647;
-    return (state - 1) / 2147483646;
-  };
-  return new Raft(
-    { ...RAFT_CONFIG_DEFAULTS, id, electionTicks: 10, heartbeatTicks: 1, random, preVote: false, checkQuorum: false },
-    { hardState: { term, vote: 0, commit }, entries, membership, applied: 0 },
-  );
-}
-
-/** Runs every Ready as a runtime would and returns the messages and the entries it asked to persist. */
-function drain(node: Raft): { messages: Message[]; entries: Entry[] } {
-  const messages: Message[] = [];
-  const entries: Entry[] = [];
-  while (node.hasReady()) {
-    const ready = node.ready();
-    messages.push(...ready.messages);
-    entries.push(...ready.entries);
-    node.advance(ready);
-  }
-  return { messages, entries };
-}
 
 const command = (index: number, term: number): Entry => ({ index, term, kind: "command", data: `x${index}` });
 

@@ -2,33 +2,9 @@
 // test replays a sequence a review found (thesis 4.1, 6.4): compaction with an uncommitted change on top,
 // ReadIndex confirmed by a learner, and ReadIndex on a leader that is removing itself.
 import test from "ava";
-import { Raft, RAFT_CONFIG_DEFAULTS } from "../../src/core/raft.ts";
-import type { Entry, Membership, Message, ReadState } from "../../src/core/types.ts";
-
-function raft(id: number, membership: Membership, entries: Entry[], term: number, commit: number): Raft {
-  let state = id * 7919 + 1;
-  const random = (): number => {
-    state = (state * 48271) % 2147483647;
-    return (state - 1) / 2147483646;
-  };
-  return new Raft(
-    { ...RAFT_CONFIG_DEFAULTS, id, electionTicks: 10, heartbeatTicks: 1, random, preVote: false, checkQuorum: false },
-    { hardState: { term, vote: 0, commit }, entries, membership, applied: 0 },
-  );
-}
-
-/** Runs every Ready as a runtime would (persist, send, apply) and returns messages and read states. */
-function drain(node: Raft): { messages: Message[]; readStates: ReadState[] } {
-  const messages: Message[] = [];
-  const readStates: ReadState[] = [];
-  while (node.hasReady()) {
-    const ready = node.ready();
-    messages.push(...ready.messages);
-    readStates.push(...ready.readStates);
-    node.advance(ready);
-  }
-  return { messages, readStates };
-}
+import type { Raft } from "../../src/core/raft.ts";
+import type { Entry, Membership } from "../../src/core/types.ts";
+import { drainReadies as drain, standaloneRaft as raft } from "./harness.ts";
 
 const config = (index: number, term: number, membership: Membership): Entry => ({ index, term, kind: "config", data: JSON.stringify(membership) });
 const command = (index: number, term: number): Entry => ({ index, term, kind: "command", data: `x${index}` });
