@@ -27,10 +27,12 @@ export interface SimArguments {
   readonly shrinkRunsMax: number;
   /** Render the seed's trace as an SVG timeline here. */
   readonly renderFile: string | undefined;
+  /** A chaos run's recorded timeline (npm run chaos) to replay as a scenario (sim/replay.ts). */
+  readonly replayFile: string | undefined;
 }
 
 export const USAGE =
-  "Usage: npm run sim -- [--seed N | --seeds A..B] [--scenario FILE|FOLDER] [--nodes N] [--duration 60s] [--faults none|swarm] [--trace FILE] [--json] [--workers N] [--shrink OUT.yaml] [--render OUT.svg]";
+  "Usage: npm run sim -- [--seed N | --seeds A..B] [--scenario FILE|FOLDER] [--nodes N] [--duration 60s] [--faults none|swarm] [--trace FILE] [--json] [--workers N] [--shrink OUT.yaml] [--render OUT.svg] [--replay TIMELINE.json]";
 
 /** Runs a --shrink search may make unless --shrink-runs says otherwise. */
 export const SHRINK_RUNS_MAX_DEFAULT = 300;
@@ -69,6 +71,7 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
   let shrinkFile: string | undefined;
   let shrinkRunsMax = SHRINK_RUNS_MAX_DEFAULT;
   let renderFile: string | undefined;
+  let replayFile: string | undefined;
   const given = new Set<string>();
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
@@ -133,6 +136,9 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
       case "--render":
         renderFile = value();
         break;
+      case "--replay":
+        replayFile = value();
+        break;
       case "--help":
       case "-h":
         throw new SimUsageError(USAGE);
@@ -143,6 +149,11 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
   if (scenarioFile !== undefined) {
     for (const flag of ["--nodes", "--duration", "--faults"]) {
       if (given.has(flag)) throw new SimUsageError(`Cannot use --scenario with ${flag}: the scenario file sets the cluster, its duration and its faults`);
+    }
+  }
+  if (replayFile !== undefined) {
+    for (const flag of ["--scenario", "--nodes", "--duration", "--faults"]) {
+      if (given.has(flag)) throw new SimUsageError(`Cannot use --replay with ${flag}: the recorded timeline's scenario sets the cluster, its duration and its faults`);
     }
   }
   const single = (seedFirst ?? 1) === (seedLast ?? 1);
@@ -165,5 +176,6 @@ export function parseSimArguments(argv: readonly string[]): SimArguments {
     shrinkFile,
     shrinkRunsMax,
     renderFile,
+    replayFile,
   };
 }

@@ -26,6 +26,7 @@ import { renderTrace } from "./render.ts";
 import { loadScenarioFile, runScenario, ScenarioError, type Scenario } from "./scenario/index.ts";
 import { describeSize, ShrinkError, shrinkScenario, swarmScenario } from "./shrink.ts";
 import type { WorkerOptions } from "./worker.ts";
+import { ReplayError, replayScenario } from "./replay.ts";
 
 await main();
 
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
     }
     throw error;
   }
-  const scenarios = loadScenarios(args.scenarioFile);
+  const scenarios = args.replayFile !== undefined ? loadReplay(args.replayFile) : loadScenarios(args.scenarioFile);
   if (scenarios.length > 1 && (args.shrinkFile !== undefined || args.renderFile !== undefined)) {
     process.stderr.write(`Cannot use --${args.shrinkFile !== undefined ? "shrink" : "render"} with a folder of scenarios: name one scenario file\n`);
     process.exit(2);
@@ -120,6 +121,19 @@ export interface SeedTask {
   readonly index: number;
   readonly seed: number;
   readonly scenarioFile: string | undefined;
+}
+
+/** --replay: the chaos timeline as a scenario (sim/replay.ts); a bad file ends the command (exit 2). */
+function loadReplay(file: string): Scenario[] {
+  try {
+    const replay = replayScenario(file);
+    process.stderr.write(`replay: ${file} as the scenario ${replay.file}${replay.skipped.length > 0 ? ` (${replay.skipped.length} failed steps left out)` : ""}\n`);
+    return [replay.scenario];
+  } catch (error) {
+    if (!(error instanceof ReplayError) && !(error instanceof ScenarioError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(2);
+  }
 }
 
 /** The scenario file, or every *.yaml in a folder, each checked; a malformed one ends the command (exit 2). */

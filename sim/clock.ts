@@ -2,15 +2,65 @@
  * Simulated time: one global clock and an event queue ordered by (time, insertion order), so events at
  * the same millisecond run in the order they were scheduled and a seed replays exactly. Each node sees
  * the global clock through its own drift factor (a bounded timer drift), via `NodeTimers`.
+ *
+ * The clock also bounds the run it drives, so that a broken seed fails in seconds instead of running
+ * until an event cap (a planted persistence-order bug once made seeds spin at one simulated instant for
+ * 750 s and 2.6 GB): too many events at one instant (time stopped: a zero-delay livelock), too much wall
+ * time, or too much heap. Each throws a SimulationBoundError that names the bound and, for a stall, the
+ * events that loop; the runners report it as a liveness failure.
  */
+import { performance } from "node:perf_hooks";
 import { assert } from "../src/assert.ts";
 import type { TimerHandle, Timers } from "../src/node/environment.ts";
+
+/** What an event is, for the report of a stalled run: text, or a function making it (called only then). */
+export type EventLabel = string | (() => string);
+
+export interface ClockBounds {
+  /** Events run at one simulated instant before the run counts as stalled (time stopped advancing). */
+  readonly eventsAtInstantMax: number;
+  /** Wall-clock time the run may take, counted from the clock's creation. */
+  readonly wallMsMax: number;
+  /** JavaScript heap (MB, used) the process may reach while the run goes on. */
+  readonly heapMbMax: number;
+}
+
+/**
+ * Healthy 60 s swarm seeds (1..2000 and 20001..31961 measured) run at most 1,954 events at one instant
+ * and stay near 100 MB of heap; they take seconds of wall time, up to 76 s on a two-core machine at a
+ * load of 17. The bounds leave a wide margin and still stop a livelocked seed within seconds (it runs
+ * some 20,000 to 60,000 events a second at one instant while every node traces and answers what it
+ * gets); the wall-time bound is the backstop for a run that is slow without being stuck.
+ */
+export const CLOCK_BOUNDS_DEFAULT: ClockBounds = { eventsAtInstantMax: 100_000, wallMsMax: 300_000, heapMbMax: 1_536 };
+
+export type ClockBound = "stalled" | "wall-time" | "memory";
+
+/** A run passed one of its ClockBounds; `message` says which, with what was seen and what loops. */
+export class SimulationBoundError extends Error {
+  override name = "SimulationBoundError";
+  constructor(
+    readonly bound: ClockBound,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Labels of the last events run, kept for the stall report (a power of two). */
+const RECENT_LABELS = 1_024;
+/** Wall time is read once per this many events, heap use once per HEAP_CHECK_EVENTS (both powers of two). */
+const WALL_CHECK_EVENTS = 1_024;
+const HEAP_CHECK_EVENTS = 65_536;
+/** Kinds of event the stall report lists. */
+const STALL_GROUPS_MAX = 6;
 
 interface ScheduledEvent {
   timeMs: number;
   sequence: number;
   run: () => void;
   cancelled: boolean;
+  label: EventLabel | undefined;
 }
 
 export class SimClock {
@@ -18,6 +68,21 @@ export class SimClock {
   #sequence = 0;
   #heap: ScheduledEvent[] = [];
   eventsRun = 0;
+  readonly bounds: ClockBounds;
+  #wallStartMs = performance.now();
+  /** The instant the latest event ran at, and how many events ran at it. */
+  #instantMs = -1;
+  #eventsAtInstant = 0;
+  /** The most events that ran at one instant so far (how close the run came to the stall bound). */
+  eventsAtInstantPeak = 0;
+  #recentLabels: (EventLabel | undefined)[] = new Array<EventLabel | undefined>(RECENT_LABELS);
+
+  constructor(bounds: Partial<ClockBounds> = {}) {
+    this.bounds = { ...CLOCK_BOUNDS_DEFAULT, ...bounds };
+    assert(this.bounds.eventsAtInstantMax >= 1, `SimClock: eventsAtInstantMax must be at least 1, got ${this.bounds.eventsAtInstantMax}`);
+    assert(this.bounds.wallMsMax > 0, `SimClock: wallMsMax must be positive, got ${this.bounds.wallMsMax}`);
+    assert(this.bounds.heapMbMax > 0, `SimClock: heapMbMax must be positive, got ${this.bounds.heapMbMax}`);
+  }
 
   get nowMs(): number {
     return this.#nowMs;
@@ -27,9 +92,10 @@ export class SimClock {
     return this.#heap.length;
   }
 
-  schedule(delayMs: number, run: () => void): TimerHandle {
+  /** Runs `run` after `delayMs`; `label` says what it is if the run stalls there. */
+  schedule(delayMs: number, run: () => void, label?: EventLabel): TimerHandle {
     assert(delayMs >= 0 && Number.isFinite(delayMs), `schedule(): bad delay ${delayMs}`);
-    const event: ScheduledEvent = { timeMs: this.#nowMs + delayMs, sequence: this.#sequence++, run, cancelled: false };
+    const event: ScheduledEvent = { timeMs: this.#nowMs + delayMs, sequence: this.#sequence++, run, cancelled: false, label };
     this.#push(event);
     return {
       cancel: () => {
@@ -38,18 +104,93 @@ export class SimClock {
     };
   }
 
-  /** Runs events up to and including `untilMs`, then sets the clock to `untilMs`. */
+  /**
+   * Runs events up to and including `untilMs`, then sets the clock to `untilMs`. Throws a
+   * SimulationBoundError when the run passes one of its bounds.
+   */
   runUntil(untilMs: number, stop?: () => boolean): void {
     while (this.#heap.length > 0 && this.#heap[0]!.timeMs <= untilMs) {
       const event = this.#pop();
       if (event.cancelled) continue;
       assert(event.timeMs >= this.#nowMs, "time went backwards");
+      if (event.timeMs !== this.#instantMs) {
+        this.#instantMs = event.timeMs;
+        this.#eventsAtInstant = 0;
+      }
       this.#nowMs = event.timeMs;
+      this.#recentLabels[this.eventsRun & (RECENT_LABELS - 1)] = event.label;
       this.eventsRun++;
+      if (++this.#eventsAtInstant > this.eventsAtInstantPeak) {
+        this.eventsAtInstantPeak = this.#eventsAtInstant;
+        if (this.#eventsAtInstant > this.bounds.eventsAtInstantMax) this.#failStalled();
+      }
+      if ((this.eventsRun & (WALL_CHECK_EVENTS - 1)) === 0) this.#checkBudget();
       event.run();
       if (stop?.()) return;
     }
     this.#nowMs = Math.max(this.#nowMs, untilMs);
+  }
+
+  /** The bounds, in words, for violation texts. */
+  describeBounds(): string {
+    const b = this.bounds;
+    return `bounds per seed: ${b.eventsAtInstantMax} events at one simulated instant, ${b.wallMsMax / 1000} s of wall time, ${b.heapMbMax} MB of heap`;
+  }
+
+  #checkBudget(): void {
+    const wallMs = performance.now() - this.#wallStartMs;
+    if (wallMs > this.bounds.wallMsMax) {
+      throw new SimulationBoundError(
+        "wall-time",
+        `the run took more than ${this.bounds.wallMsMax / 1000} s of wall time (${(wallMs / 1000).toFixed(1)} s) and was stopped at ` +
+          `${this.#nowMs.toFixed(3)} ms simulated, after ${this.eventsRun} events; wall time depends on the machine, so replay ` +
+          `the seed to see whether it is slow or stuck (${this.describeBounds()})`,
+      );
+    }
+    if ((this.eventsRun & (HEAP_CHECK_EVENTS - 1)) !== 0) return;
+    const heapMb = process.memoryUsage().heapUsed / 2 ** 20;
+    if (heapMb > this.bounds.heapMbMax) {
+      throw new SimulationBoundError(
+        "memory",
+        `the run used ${heapMb.toFixed(0)} MB of heap, more than ${this.bounds.heapMbMax} MB, and was stopped at ${this.#nowMs.toFixed(3)} ms ` +
+          `simulated, after ${this.eventsRun} events, with ${this.#heap.length} events pending (${this.describeBounds()})`,
+      );
+    }
+  }
+
+  /** Time stopped: say which events kept it there (by kind, from the last RECENT_LABELS run), and stop. */
+  #failStalled(): never {
+    const counts = new Map<string, { count: number; example: string }>();
+    const described = Math.min(this.eventsRun, RECENT_LABELS);
+    for (let sequence = this.eventsRun - described; sequence < this.eventsRun; sequence++) {
+      const label = this.#recentLabels[sequence & (RECENT_LABELS - 1)];
+      const text = label === undefined ? "unlabelled event" : typeof label === "string" ? label : label();
+      // "deliver 1->2 MsgApp t3 prev 4/2 ..." groups as "deliver 1->2 MsgApp"; "n2 timer" as itself.
+      const kind = /^.*?\bMsg[A-Za-z]+/.exec(text)?.[0] ?? text;
+      const group = counts.get(kind);
+      if (group) {
+        group.count++;
+        group.example = text;
+      } else counts.set(kind, { count: 1, example: text });
+    }
+    const groups = [...counts.entries()].sort((a, b) => b[1].count - a[1].count);
+    const listed = groups
+      .slice(0, STALL_GROUPS_MAX)
+      .map(([kind, group]) => `${group.count} x ${kind}${group.example !== kind ? ` (last: ${group.example})` : ""}`);
+    if (groups.length > STALL_GROUPS_MAX) listed.push(`${groups.length - STALL_GROUPS_MAX} other kinds`);
+    const nodes = new Set<string>();
+    for (const [kind] of groups) {
+      for (const match of kind.matchAll(/\bn(\d+)\b|\b(\d+)->(\d+)\b/g)) {
+        for (const id of match.slice(1)) if (id !== undefined) nodes.add(`n${id}`);
+      }
+    }
+    const involved = nodes.size > 0 ? `; nodes involved: ${[...nodes].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))).join(", ")}` : "";
+    throw new SimulationBoundError(
+      "stalled",
+      `simulated time stopped at ${this.#nowMs.toFixed(3)} ms: ${this.bounds.eventsAtInstantMax} events ran at that instant ` +
+        `(${this.eventsRun} in all, ${this.#heap.length} pending), a livelock. The last ${described} events: ${listed.join(", ")}${involved} ` +
+        `(${this.describeBounds()})`,
+    );
   }
 
   #less(a: ScheduledEvent, b: ScheduledEvent): boolean {
@@ -106,6 +247,8 @@ export class NodeTimers implements Timers {
     readonly clock: SimClock,
     rate: number,
     readonly wrap: (run: () => void) => () => void = (run) => run,
+    /** Labels this node's timer events in a stall report ("n2 timer"). */
+    readonly label: string = "timer",
   ) {
     assert(rate > 0.5 && rate < 1.5, `NodeTimers rate ${rate} outside (0.5, 1.5)`);
     this.#rate = rate;
@@ -131,10 +274,14 @@ export class NodeTimers implements Timers {
 
   after(delayMs: number, callback: () => void): TimerHandle {
     const wrapped = this.wrap(callback);
-    const handle = this.clock.schedule(delayMs / this.#rate, () => {
-      this.#handles.delete(handle);
-      wrapped();
-    });
+    const handle = this.clock.schedule(
+      delayMs / this.#rate,
+      () => {
+        this.#handles.delete(handle);
+        wrapped();
+      },
+      this.label,
+    );
     this.#handles.add(handle);
     return {
       cancel: () => {

@@ -18,11 +18,11 @@ import type { AdminCallback, ClientCallback, MembershipChange } from "../src/nod
 import { RaftNode } from "../src/node/raft-node.ts";
 import type { KvWrite } from "../src/kv/command.ts";
 import { RaftStorage, StorageCorruptionError } from "../src/storage/raft-storage.ts";
-import { NodeTimers, SimClock } from "./clock.ts";
+import { type ClockBounds, NodeTimers, SimClock } from "./clock.ts";
 import { SimDisk } from "./disk.ts";
 import { SafetyChecker } from "./checkers/safety.ts";
 import type { LinkConditions } from "./network.ts";
-import { SimNetwork } from "./network.ts";
+import { describeMessage as describe, SimNetwork } from "./network.ts";
 import type { Random } from "./random.ts";
 import type { Trace } from "./trace.ts";
 
@@ -52,6 +52,8 @@ export interface ClusterOptions {
   readonly fsyncMs?: number;
   /** Messages are traced one line each; off for speed in long tuning sweeps. */
   readonly traceMessages: boolean;
+  /** Stall, wall-time and heap bounds of the run (CLOCK_BOUNDS_DEFAULT where left out). */
+  readonly bounds?: Partial<ClockBounds>;
 }
 
 export type HostState = "up" | "down" | "paused" | "failed";
@@ -79,7 +81,7 @@ interface Host {
 }
 
 export class SimCluster {
-  readonly clock = new SimClock();
+  readonly clock: SimClock;
   readonly network: SimNetwork;
   readonly checker = new SafetyChecker();
   /** Every host ever created, in id order (members, joining nodes and removed ones). */
@@ -95,6 +97,7 @@ export class SimCluster {
     readonly trace: Trace,
   ) {
     assert(options.nodeCount >= 1 && options.nodeCount <= 9, `nodeCount ${options.nodeCount} outside 1..9`);
+    this.clock = new SimClock(options.bounds);
     this.#random = random.fork("cluster");
     this.#ids = Array.from({ length: options.nodeCount }, (_, i) => i + 1);
     this.membership = { voters: [...this.#ids], learners: [] };
@@ -194,7 +197,7 @@ export class SimCluster {
       snapshotIndex: state.snapshot?.metadata.index ?? 0,
       snapshotTerm: state.snapshot?.metadata.term ?? 0,
     });
-    const timers = new NodeTimers(this.clock, host.rate, (run) => this.#runOnHost(host, run));
+    const timers = new NodeTimers(this.clock, host.rate, (run) => this.#runOnHost(host, run), `n${id} timer`);
     const nodeRandom = this.#random.fork(`node-${id}-${host.incarnation}`);
     const node = new RaftNode({
       id,
@@ -366,13 +369,17 @@ export class SimCluster {
    */
   #submit<R>(id: NodeId, latencyMs: number, callback: (result: R) => void, start: (node: RaftNode, reply: (result: R) => void) => void): void {
     const host = this.#host(id);
-    this.clock.schedule(latencyMs, () => {
-      this.#runOnHost(host, () => {
-        const node = host.node;
-        if (!node) return;
-        start(node, (result) => this.clock.schedule(latencyMs, () => callback(result)));
-      })();
-    });
+    this.clock.schedule(
+      latencyMs,
+      () => {
+        this.#runOnHost(host, () => {
+          const node = host.node;
+          if (!node) return;
+          start(node, (result) => this.clock.schedule(latencyMs, () => callback(result), `n${id} answers a client`));
+        })();
+      },
+      `n${id} gets a client request`,
+    );
   }
 
   /** Asks node `via` to add or remove a member; the reply comes back after `latencyMs`. */
@@ -456,7 +463,7 @@ export class SimCluster {
       }
       if (host.busyUntilMs > this.clock.nowMs) {
         // Blocked in a slow write: the work runs when the write returns, in arrival order.
-        this.clock.schedule(host.busyUntilMs - this.clock.nowMs, this.#runOnHost(host, run));
+        this.clock.schedule(host.busyUntilMs - this.clock.nowMs, this.#runOnHost(host, run), `n${host.id} waits for its disk`);
         return;
       }
       this.#guard(host, run);
@@ -471,9 +478,13 @@ export class SimCluster {
       return;
     }
     const incarnation = host.incarnation;
-    this.clock.schedule(waitMs, () => {
-      if (host.incarnation === incarnation && host.state !== "down" && host.state !== "failed") this.network.send(message);
-    });
+    this.clock.schedule(
+      waitMs,
+      () => {
+        if (host.incarnation === incarnation && host.state !== "down" && host.state !== "failed") this.network.send(message);
+      },
+      () => `send ${describe(message)} once n${host.id}'s disk write is done`,
+    );
   }
 
   #guard(host: Host, run: () => void): void {
@@ -503,7 +514,7 @@ export class SimCluster {
       for (const peer of this.#hosts.values()) {
         if (peer === host || this.network.isCut(host.id, peer.id)) continue;
         const latencyMs = this.network.conditions(host.id, peer.id).latencyMs;
-        this.clock.schedule(latencyMs, this.#runOnHost(peer, () => peer.node?.peerDown(host.id)));
+        this.clock.schedule(latencyMs, this.#runOnHost(peer, () => peer.node?.peerDown(host.id)), `n${peer.id} sees n${host.id}'s connection reset`);
       }
     }
     const fault = host.disk.crash();
@@ -532,29 +543,4 @@ function lastRecordOffset(bytes: Uint8Array): number {
 
 function isSimulatedSyncFailure(error: unknown): boolean {
   return error instanceof Error && error.name === "SimulatedCrash";
-}
-
-/** A message in one short line, for traces: "1->2 MsgApp t3 prev 4/2 n2 c4". */
-export function describe(message: Message): string {
-  const head = `${message.from}->${message.to} ${message.type} t${message.term}`;
-  switch (message.type) {
-    case "MsgApp":
-      return `${head} prev ${message.prevLogIndex}/${message.prevLogTerm} n${message.entries.length} c${message.commit}`;
-    case "MsgAppResp":
-      return message.reject ? `${head} reject ${message.index} hint ${message.hintIndex}/${message.hintTerm}` : `${head} ${message.index}`;
-    case "MsgVote":
-    case "MsgPreVote":
-      return `${head} log ${message.lastLogIndex}/${message.lastLogTerm}`;
-    case "MsgVoteResp":
-    case "MsgPreVoteResp":
-      return `${head}${message.reject ? " reject" : ""}`;
-    case "MsgHeartbeat":
-      return `${head} c${message.commit} x${message.context}`;
-    case "MsgHeartbeatResp":
-      return `${head} x${message.context}`;
-    case "MsgSnap":
-      return `${head} snap ${message.snapshot.metadata.index}/${message.snapshot.metadata.term}`;
-    case "MsgTimeoutNow":
-      return head;
-  }
 }

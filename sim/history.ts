@@ -20,7 +20,7 @@ import { assert } from "../src/assert.ts";
 // The operations and results are the state machine's own (src/kv/command.ts); re-exported for the
 // checker and the generator, so the history can never drift from what the store really returns.
 export type { KvInput, KvOutput } from "../src/kv/command.ts";
-import type { KvInput, KvOutput, KvTxnOutput } from "../src/kv/command.ts";
+import type { KvInput, KvOutput, KvWriteOutput } from "../src/kv/command.ts";
 
 export type OperationOutcome = "ok" | "failed" | "unknown";
 
@@ -70,12 +70,12 @@ export class HistoryRecorder {
   }
 
   /** Records that the operation returned `output` at `nowMs`. */
-  complete(id: number, output: KvOutput | KvTxnOutput, nowMs: number): void {
+  complete(id: number, output: KvWriteOutput, nowMs: number): void {
     const draft = this.#settle(id, nowMs);
     assert(output.op !== "txn" && output.op === draft.input.op, `Operation ${id} is a ${draft.input.op} but completed as a ${output.op}`);
     draft.outcome = "ok";
     draft.returnMs = nowMs;
-    draft.output = output;
+    draft.output = output as KvOutput; // the assert above: the same op as the input, a simple one
   }
 
   /** Records that the operation definitely did not take effect, learned at `nowMs`. */

@@ -148,10 +148,14 @@ export class SimNetwork {
 
   #schedule(message: Message, conditions: LinkConditions): void {
     const latencyMs = Math.max(0, conditions.latencyMs + this.#drawJitter(conditions));
-    this.clock.schedule(latencyMs, () => {
-      this.counters.delivered++;
-      this.deliver(message);
-    });
+    this.clock.schedule(
+      latencyMs,
+      () => {
+        this.counters.delivered++;
+        this.deliver(message);
+      },
+      () => `deliver ${describeMessage(message)}`,
+    );
   }
 
   #drawJitter(conditions: LinkConditions): number {
@@ -182,5 +186,30 @@ export class SimNetwork {
     if (!queue) return;
     this.#held.delete(key);
     for (const message of queue) this.#schedule(message, this.#links.get(key) ?? this.#defaults);
+  }
+}
+
+/** A message in one short line, for traces: "1->2 MsgApp t3 prev 4/2 n2 c4". */
+export function describeMessage(message: Message): string {
+  const head = `${message.from}->${message.to} ${message.type} t${message.term}`;
+  switch (message.type) {
+    case "MsgApp":
+      return `${head} prev ${message.prevLogIndex}/${message.prevLogTerm} n${message.entries.length} c${message.commit}`;
+    case "MsgAppResp":
+      return message.reject ? `${head} reject ${message.index} hint ${message.hintIndex}/${message.hintTerm}` : `${head} ${message.index}`;
+    case "MsgVote":
+    case "MsgPreVote":
+      return `${head} log ${message.lastLogIndex}/${message.lastLogTerm}`;
+    case "MsgVoteResp":
+    case "MsgPreVoteResp":
+      return `${head}${message.reject ? " reject" : ""}`;
+    case "MsgHeartbeat":
+      return `${head} c${message.commit} x${message.context}`;
+    case "MsgHeartbeatResp":
+      return `${head} x${message.context}`;
+    case "MsgSnap":
+      return `${head} snap ${message.snapshot.metadata.index}/${message.snapshot.metadata.term}`;
+    case "MsgTimeoutNow":
+      return head;
   }
 }

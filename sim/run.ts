@@ -6,6 +6,7 @@
 import { performance } from "node:perf_hooks";
 import { AssertionError } from "../src/assert.ts";
 import { SimCluster } from "./cluster.ts";
+import { type ClockBounds, SimulationBoundError } from "./clock.ts";
 import { checkLinearizable } from "./checkers/linearizability.ts";
 import { checkLiveness, livenessBoundMs } from "./checkers/liveness.ts";
 import { SafetyViolation } from "./checkers/safety.ts";
@@ -26,6 +27,11 @@ export interface RunOptions {
   readonly heartbeatIntervalMs?: number;
   /** Bound on simulated events, so a runaway run fails instead of hanging. */
   readonly eventsMax?: number;
+  /**
+   * Events at one simulated instant, wall time and heap the seed may use (CLOCK_BOUNDS_DEFAULT where
+   * left out); passing one fails the seed as a liveness failure that names the bound.
+   */
+  readonly bounds?: Partial<ClockBounds>;
   /**
    * Told of every action the fault scheduler takes on the cluster (method name and arguments), at the
    * simulated time it takes it: the shrinker turns a failing swarm seed into a scenario timeline this way.
@@ -91,6 +97,8 @@ export interface RunResult {
   readonly elections: number;
   readonly faultActions: number;
   readonly recoveryMs: number | null;
+  /** The most events run at one simulated instant (the stall bound is ClockBounds.eventsAtInstantMax). */
+  readonly eventsAtInstantPeak?: number;
   /** Last lines of the trace when the run failed. */
   readonly recentEvents?: string[];
   readonly traceLines?: string[];
@@ -126,6 +134,7 @@ export function runSeed(options: RunOptions): RunResult {
       snapshotIntervalEntries: knobs.snapshotIntervalEntries,
       logEntriesMax: knobs.logEntriesMax,
       traceMessages: options.traceMessages ?? true,
+      bounds: options.bounds,
     },
     random,
     trace,
@@ -159,7 +168,10 @@ export function runSeed(options: RunOptions): RunResult {
     cluster.runForMs(DRAIN_MS);
     cluster.checker.finish();
   } catch (error) {
-    if (error instanceof SafetyViolation) violations.push(`${error.property}: ${error.detail}`);
+    // A stalled, too slow or too large run: nothing is wrong that a check saw, but the cluster made no
+    // progress a run can wait for, so it counts as a liveness failure (exit 3).
+    if (error instanceof SimulationBoundError) violations.push(`Liveness: ${error.message}`);
+    else if (error instanceof SafetyViolation) violations.push(`${error.property}: ${error.detail}`);
     else if (error instanceof AssertionError) violations.push(`Assertion: ${error.message}`);
     else violations.push(`Crash: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   }
@@ -192,6 +204,7 @@ export function runSeed(options: RunOptions): RunResult {
     elections,
     faultActions: faults.actions,
     recoveryMs,
+    eventsAtInstantPeak: cluster.clock.eventsAtInstantPeak,
     recentEvents: ok ? undefined : trace.recent(60),
     traceLines: trace.lines(),
     replay: `npm run sim -- --seed ${options.seed}${options.faults === "swarm" ? " --faults swarm" : ""}${options.nodeCount ? ` --nodes ${options.nodeCount}` : ""} --duration ${options.durationMs / 1000}s --trace seed-${options.seed}.trace`,

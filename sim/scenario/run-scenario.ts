@@ -9,6 +9,7 @@
 import { performance } from "node:perf_hooks";
 import { AssertionError } from "../../src/assert.ts";
 import { SimCluster, type ClusterOptions } from "../cluster.ts";
+import { SimulationBoundError } from "../clock.ts";
 import { checkLinearizable } from "../checkers/linearizability.ts";
 import { checkLiveness, LIVENESS_ELECTION_TIMEOUTS_MAX } from "../checkers/liveness.ts";
 import { SafetyViolation } from "../checkers/safety.ts";
@@ -60,6 +61,8 @@ export function runScenario(scenario: Scenario, options: ScenarioRunOptions): Sc
   const failures: FailureSignature[] = [];
   const eventsMax = options.eventsMax ?? EVENTS_MAX_DEFAULT;
   let recoveryMs: number | null = null;
+  /** Set when the run was stopped at a bound: the expectations after that point were never checked. */
+  let stopped = false;
 
   try {
     cluster.start();
@@ -90,7 +93,12 @@ export function runScenario(scenario: Scenario, options: ScenarioRunOptions): Sc
     cluster.runForMs(Math.max(DRAIN_MS_MIN, scenario.workload.clientTimeoutMs + 1_000));
     cluster.checker.finish();
   } catch (error) {
-    if (error instanceof SafetyViolation) {
+    if (error instanceof SimulationBoundError) {
+      // A stalled, too slow or too large run reports as a liveness failure, as a swarm seed's does.
+      stopped = true;
+      violations.push(`Liveness: ${error.message}`);
+      failures.push({ kind: "property", name: "Liveness" });
+    } else if (error instanceof SafetyViolation) {
       violations.push(`${error.property}: ${error.detail}`);
       failures.push({ kind: "property", name: error.property });
     } else if (error instanceof AssertionError) {
@@ -106,7 +114,7 @@ export function runScenario(scenario: Scenario, options: ScenarioRunOptions): Sc
     violations.push(`${failure.kind === "unsupported" ? "Unsupported" : "Step"}: ${failure.message}`);
     failures.push({ kind: "step", index: failure.index });
   }
-  for (const failure of monitor.verdicts()) {
+  for (const failure of stopped ? [] : monitor.verdicts()) {
     violations.push(`Expectation: ${failure.message}`);
     failures.push({ kind: "expectation", index: failure.index });
   }

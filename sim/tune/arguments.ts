@@ -23,7 +23,8 @@ export interface TuneArguments {
   readonly rttMs: number | undefined;
   readonly jitterMs: number;
   readonly json: boolean;
-  readonly outDirectory: string;
+  /** Where the Markdown report and SVG charts go; undefined (no --out): nowhere, tables only. */
+  readonly outDirectory: string | undefined;
   readonly quick: boolean;
   readonly long: boolean;
   readonly workers: number;
@@ -47,7 +48,8 @@ Options:
   --long               profiles: extend the latency sweep to 3000 ms to find where each profile breaks
   --nodes N            cluster size for profiles and recommendations (default 3)
   --workers N          child processes (default: the number of cores)
-  --out DIR            where the Markdown report and SVG charts go (default docs/tune)
+  --out DIR            write the Markdown report and SVG charts into DIR; without it nothing is
+                       written (the committed reports: --out docs/tune, full settings)
   --json               one JSON object per line on stdout, nothing else there
   --help               this text
 
@@ -72,6 +74,11 @@ function integer(text: string, flag: string, min: number, max: number): number {
 export const TRIALS_MAX = 100_000;
 export const SEEDS_MAX = 10_000;
 export const RTT_MS_MAX = 60_000;
+
+function outDirectory(text: string | undefined): string | undefined {
+  if (text !== undefined && text.trim() === "") throw new TuneUsageError('Invalid value for --out: "" is not a directory; give one, like --out /tmp/tune');
+  return text;
+}
 
 export function parseTuneArguments(argv: readonly string[]): TuneArguments {
   const seen = new Map<string, string | true>();
@@ -118,7 +125,7 @@ export function parseTuneArguments(argv: readonly string[]): TuneArguments {
     rttMs,
     jitterMs,
     json: seen.has("--json"),
-    outDirectory: text("--out") ?? "docs/tune",
+    outDirectory: outDirectory(text("--out")),
     quick,
     long: seen.has("--long"),
     workers: text("--workers") === undefined ? Math.max(1, availableParallelism()) : integer(text("--workers")!, "--workers", 1, 64),
@@ -149,7 +156,7 @@ const FLAG_VALUE_HINT: Record<string, string> = {
   "--jitter": "give how much the round trip varies, like --jitter 10ms",
   "--trials": "give a number of trials per range, like --trials 1000",
   "--seeds": "give a number of trials per profile and latency, like --seeds 100",
-  "--out": "give a directory, like --out docs/tune",
+  "--out": "give a directory, like --out /tmp/tune",
   "--workers": "give a number of child processes, like --workers 2",
   "--nodes": "give a cluster size from 3 to 9, like --nodes 5",
 };

@@ -1,20 +1,21 @@
 /**
- * `npm run tune`: election-timeout tuning experiments on the production Raft core, in simulation.
+ * `npm run tune`: election-timeout tuning experiments, running the production node's code (RaftNode
+ * over the Raft core, unchanged) inside the deterministic simulator.
  *
  *   npm run tune                                  verify the operations guide's three profiles
  *   npm run tune -- --figure16                    repeat the Raft paper's Figure 16
  *   npm run tune -- --rtt 35ms --jitter 10ms      recommend a timing for a measured network
+ *   npm run tune -- --out docs/tune               the same, writing the committed reports
  *
  * Tables go to stdout (or, with --json, one JSON object per line and nothing else); the progress bar
- * and notes go to stderr; the Markdown report and SVG charts go to --out (docs/tune by default).
- * Exit codes: 0 done, 2 bad arguments, 5 the experiment itself failed.
+ * and notes go to stderr; the Markdown report and SVG charts go into --out DIR, and without --out
+ * nowhere (reports.ts). Exit codes: 0 done, 2 bad arguments, 5 the experiment itself failed.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseTuneArguments, TuneUsageError, USAGE, type TuneArguments } from "./arguments.ts";
 import { collectFigure16, figure16Charts, figure16JsonLines, figure16Markdown, figure16TerminalReport, planFigure16 } from "./figure16-run.ts";
 import { formatDuration, ProgressBar } from "./progress.ts";
 import { runJobs } from "./pool.ts";
+import { describeMachine, notWrittenNote, tuneCommand, writeReports, type RunRecord } from "./reports.ts";
 import { collectProfiles, planProfiles, profilesCharts, profilesJsonLines, profilesMarkdown, profilesTerminalReport } from "./profiles-run.ts";
 import {
   collectRecommendation,
@@ -57,11 +58,11 @@ async function runFigure16(args: TuneArguments): Promise<void> {
   const plan = planFigure16(args);
   const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Figure 16", "trials") });
   const outcome = collectFigure16(plan, results);
-  const wallMs = Date.now() - startMs;
+  const run = runRecord(args, startMs);
   emit(args, figure16TerminalReport(outcome), figure16JsonLines(outcome));
   const files = new Map(figure16Charts(outcome));
-  files.set("figure16.md", figure16Markdown(outcome, { wallMs, trials: args.trials }));
-  writeOutputs(args, files, wallMs);
+  files.set("figure16.md", figure16Markdown(outcome, { run, trials: args.trials }));
+  writeOutputs(args, files, run);
 }
 
 async function runProfiles(args: TuneArguments): Promise<void> {
@@ -69,11 +70,11 @@ async function runProfiles(args: TuneArguments): Promise<void> {
   const plan = planProfiles(args);
   const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Profiles", "runs") });
   const outcome = collectProfiles(plan, results);
-  const wallMs = Date.now() - startMs;
+  const run = runRecord(args, startMs);
   emit(args, profilesTerminalReport(outcome), profilesJsonLines(outcome));
   const files = new Map(profilesCharts(outcome));
-  files.set("profiles.md", profilesMarkdown(outcome, { wallMs, seeds: args.seeds, quietDurationMs: plan.quietDurationMs, long: args.long }));
-  writeOutputs(args, files, wallMs);
+  files.set("profiles.md", profilesMarkdown(outcome, { run, seeds: args.seeds, quietDurationMs: plan.quietDurationMs, long: args.long }));
+  writeOutputs(args, files, run);
 }
 
 async function runRecommendation(args: TuneArguments): Promise<void> {
@@ -81,13 +82,13 @@ async function runRecommendation(args: TuneArguments): Promise<void> {
   const plan = planRecommendation(args);
   const results = await runJobs(plan.jobs, { workers: args.workers, onProgress: progress("Recommendation", "runs") });
   const outcome = collectRecommendation(plan, results);
-  const wallMs = Date.now() - startMs;
+  const run = runRecord(args, startMs);
   emit(args, recommendationTerminalReport(outcome), recommendationJsonLines(outcome));
   const files = new Map<string, string>([
-    ["recommendation.md", recommendationMarkdown(outcome, { wallMs, quietDurationMs: plan.quietDurationMs })],
+    ["recommendation.md", recommendationMarkdown(outcome, { run, quietDurationMs: plan.quietDurationMs })],
     ["recommendation-failover.svg", recommendationChart(outcome)],
   ]);
-  writeOutputs(args, files, wallMs);
+  writeOutputs(args, files, run);
 }
 
 function progress(label: string, unit: string): (done: number, total: number) => void {
@@ -100,8 +101,12 @@ function emit(args: TuneArguments, table: string, jsonLines: readonly string[]):
   else process.stdout.write(`${table}\n`);
 }
 
-function writeOutputs(args: TuneArguments, files: ReadonlyMap<string, string>, wallMs: number): void {
-  mkdirSync(args.outDirectory, { recursive: true });
-  for (const [name, content] of files) writeFileSync(join(args.outDirectory, name), content);
-  process.stderr.write(`Wrote ${[...files.keys()].map((name) => join(args.outDirectory, name)).join(", ")} (${formatDuration(wallMs)})\n`);
+function runRecord(args: TuneArguments, startMs: number): RunRecord {
+  return { command: tuneCommand(process.argv.slice(2)), wallMs: Date.now() - startMs, workers: args.workers, machine: describeMachine() };
+}
+
+function writeOutputs(args: TuneArguments, files: ReadonlyMap<string, string>, run: RunRecord): void {
+  const written = writeReports(args.outDirectory, files);
+  if (written.length === 0) process.stderr.write(`${notWrittenNote(files)} (${formatDuration(run.wallMs)})\n`);
+  else process.stderr.write(`Wrote ${written.join(", ")} (${formatDuration(run.wallMs)})\n`);
 }

@@ -6,6 +6,8 @@
  *   POST /v3/kv/range        {key, range_end, limit, serializable, ...}  -> {header, kvs, more, count}
  *   POST /v3/kv/deleterange  {key, range_end, prev_kv}                   -> {header, deleted, prev_kvs}
  *   POST /v3/kv/txn          {compare, success, failure}                 -> {header, succeeded, responses}
+ *   and the rest of etcd-service.ts: /v3/kv/compaction, /v3/lease/*, /v3/maintenance/status
+ *   (/v3beta/ and /v3alpha/ are served as /v3/, as etcd 3.4 does; anything else under /v3 is 501)
  *
  * Keys and values are base64; int64 fields are decimal strings; fields at their default value are left
  * out of responses, as etcd's gateway does (a missing "count" is 0, a missing "succeeded" is false).
@@ -20,21 +22,12 @@
 import { Agent, type IncomingMessage, type ServerResponse } from "node:http";
 import type { NodeId } from "../core/types.ts";
 import { NotLeaderError } from "../errors.ts";
-import { ForwardError, RouteError, toGatewayError } from "./errors.ts";
+import { ForwardError, RouteError, toGatewayError, UnimplementedError } from "./errors.ts";
 import { forwardToLeader, FORWARDED_BY_HEADER } from "./forward.ts";
 import { parseJsonBody, readBody, sendError, sendJson, type ApiLogger, type HttpRoute } from "./http-server.ts";
-import {
-  decodeDeleteRangeRequest,
-  decodePutRequest,
-  decodeRangeRequest,
-  decodeTxnRequest,
-  encodeDeleteRangeResponse,
-  encodePutResponse,
-  encodeRangeResponse,
-  encodeTxnResponse,
-} from "./kv-json.ts";
-import { isReadOnlyTxn } from "./kv-model.ts";
+import { prepareUnary, unaryPath, type EtcdBackends, type LeaseBackend, type MaintenanceBackend } from "./etcd-service.ts";
 import type { KvBackend } from "./kv-types.ts";
+import { UnimplementedLog } from "./unimplemented.ts";
 
 export const CLIENT_OPERATIONS = ["put", "range", "deleterange", "txn"] as const;
 export type ClientOperation = (typeof CLIENT_OPERATIONS)[number];
@@ -47,6 +40,12 @@ export const FORWARD_RESPONSE_BYTES_MAX_DEFAULT = 64 * 1024 * 1024;
 
 export interface ClientApiOptions {
   readonly backend: KvBackend;
+  /** etcd's Lease service; without it lease calls answer 501. */
+  readonly leases?: LeaseBackend;
+  /** Compaction and Maintenance.Status; without it they answer 501. */
+  readonly maintenance?: MaintenanceBackend;
+  /** Where refusals of unimplemented endpoints are logged (shared with the gRPC server). */
+  readonly unimplementedLog?: UnimplementedLog;
   /**
    * A node's client API base URL (pgraft.client_address as http://host:port), or undefined when it is
    * not known. Without it, followers answer 503 naming the leader instead of forwarding.
@@ -60,46 +59,32 @@ export interface ClientApiOptions {
   readonly observeRequest?: (operation: ClientOperation, outcome: ClientOutcome, seconds: number) => void;
 }
 
-interface Prepared {
-  readonly isWrite: boolean;
-  run(backend: KvBackend): Promise<unknown>;
+/** etcd 3.4 serves the gateway under /v3beta and /v3alpha too (older clients pick those). */
+function canonicalPath(path: string): string {
+  for (const prefix of ["/v3beta/", "/v3alpha/"]) if (path.startsWith(prefix)) return `/v3/${path.slice(prefix.length)}`;
+  return path;
 }
 
-function prepare(operation: ClientOperation, json: unknown): Prepared {
-  switch (operation) {
-    case "put": {
-      const request = decodePutRequest(json);
-      return { isWrite: true, run: async (backend) => encodePutResponse(await backend.put(request)) };
-    }
-    case "range": {
-      const request = decodeRangeRequest(json);
-      return { isWrite: false, run: async (backend) => encodeRangeResponse(await backend.range(request)) };
-    }
-    case "deleterange": {
-      const request = decodeDeleteRangeRequest(json);
-      return { isWrite: true, run: async (backend) => encodeDeleteRangeResponse(await backend.deleteRange(request)) };
-    }
-    case "txn": {
-      const request = decodeTxnRequest(json);
-      return { isWrite: !isReadOnlyTxn(request), run: async (backend) => encodeTxnResponse(await backend.txn(request)) };
-    }
-  }
-}
-
-const PATHS: ReadonlyMap<string, ClientOperation> = new Map(CLIENT_OPERATIONS.map((operation) => [`/v3/kv/${operation}`, operation]));
+const METRIC_OPERATIONS: ReadonlyMap<string, ClientOperation> = new Map(CLIENT_OPERATIONS.map((operation) => [`/kv/${operation}`, operation]));
 
 export class ClientApi {
   readonly #options: ClientApiOptions;
   readonly #agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
+  readonly #backends: EtcdBackends;
+  readonly #unimplemented: UnimplementedLog;
+
   constructor(options: ClientApiOptions) {
     this.#options = options;
+    this.#backends = { kv: options.backend, leases: options.leases, maintenance: options.maintenance };
+    this.#unimplemented = options.unimplementedLog ?? new UnimplementedLog({ logger: options.logger });
   }
 
   /** The route for startHttpServer(): serves every path under /v3/. */
   readonly route: HttpRoute = (request, response, url) => {
-    if (!url.pathname.startsWith("/v3/")) return false;
-    void this.#serve(request, response, url.pathname);
+    const path = canonicalPath(url.pathname);
+    if (!path.startsWith("/v3/")) return false;
+    void this.#serve(request, response, path);
     return true;
   };
 
@@ -110,21 +95,26 @@ export class ClientApi {
 
   async #serve(request: IncomingMessage, response: ServerResponse, path: string): Promise<void> {
     const startMs = performance.now();
-    const operation = PATHS.get(path);
+    const unary = unaryPath(path.slice("/v3".length));
+    const operation = unary === undefined ? undefined : METRIC_OPERATIONS.get(unary);
     let outcome: ClientOutcome = "failed";
     try {
-      if (operation === undefined) {
-        throw new RouteError(
-          404,
-          `Cannot serve ${path}: pgraft's client API serves POST /v3/kv/put, /v3/kv/range, /v3/kv/deleterange and /v3/kv/txn (etcd's JSON gateway)`,
-        );
+      if (unary === undefined) {
+        request.resume();
+        throw this.#unimplemented.refuse(`POST ${path}`, "HTTP");
       }
       if (request.method !== "POST") throw new RouteError(405, `Cannot serve ${request.method} ${path}: send a POST with a JSON body`);
       const body = await readBody(request, this.#options.bodyBytesMax ?? BODY_BYTES_MAX_DEFAULT);
-      const prepared = prepare(operation, parseJsonBody(body, '{"key": "Zm9v"}'));
+      let prepared;
+      try {
+        prepared = prepareUnary(this.#backends, unary, parseJsonBody(body, '{"key": "Zm9v"}'));
+      } catch (error) {
+        if (error instanceof UnimplementedError) this.#unimplemented.note(`POST ${path} (${error.feature})`, "HTTP", error.message);
+        throw error;
+      }
       let answer: unknown;
       try {
-        answer = await prepared.run(this.#options.backend);
+        answer = await prepared.run();
       } catch (error) {
         if (!(error instanceof NotLeaderError)) throw error;
         outcome = await this.#forward(request, response, error, path, body, prepared.isWrite);

@@ -47,20 +47,71 @@ export class UnimplementedError extends PgraftError {
   }
 }
 
-/** A read at a revision pgraft does not keep: HTTP 400, gRPC OUT_OF_RANGE (as etcd's mvcc errors). */
-export class RevisionUnavailableError extends PgraftError {
-  override name = "RevisionUnavailableError";
-  readonly code = "revision_unavailable";
+/**
+ * etcd's own error strings. Clients match them exactly (Go's clientv3 turns them back into typed errors,
+ * Patroni's etcd3 module looks "requested lease not found" up by its text), so errors that etcd clients
+ * act on carry etcd's string as their message and pgraft's explanation apart, in `hint`.
+ */
+export const ETCD_ERRORS = {
+  compacted: "etcdserver: mvcc: required revision has been compacted",
+  futureRevision: "etcdserver: mvcc: required revision is a future revision",
+  leaseNotFound: "etcdserver: requested lease not found",
+  leaseExists: "etcdserver: lease already exists",
+  leaseTtlTooLarge: "etcdserver: too large lease TTL",
+} as const;
+
+/** An error etcd clients recognise by its message (ETCD_ERRORS); `hint` says what to do, pgraft's way. */
+export abstract class EtcdError extends PgraftError {
+  abstract readonly grpcCode: number;
+  abstract readonly httpStatus: number;
   readonly outcome = "failed";
   constructor(
+    message: string,
+    readonly hint: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A read or watch at a revision the store no longer keeps, or has not reached: OUT_OF_RANGE. */
+export class RevisionUnavailableError extends EtcdError {
+  override name = "RevisionUnavailableError";
+  readonly code = "revision_unavailable";
+  readonly grpcCode = 11;
+  readonly httpStatus = 400;
+  constructor(
     readonly requestedRevision: number,
+    readonly problem: "compacted" | "future",
     readonly currentRevision: number,
   ) {
     super(
-      requestedRevision > currentRevision
-        ? `Cannot read at revision ${requestedRevision}: it is a future revision, the current one is ${currentRevision}; omit "revision" to read the latest`
-        : `Cannot read at revision ${requestedRevision}: pgraft keeps no history of old revisions, only the current one (${currentRevision}); omit "revision" to read the latest`,
+      problem === "compacted" ? ETCD_ERRORS.compacted : ETCD_ERRORS.futureRevision,
+      problem === "compacted"
+        ? `Cannot read at revision ${requestedRevision}: its history has been compacted; read the latest (omit "revision") or a newer revision (the current one is ${currentRevision})`
+        : `Cannot read at revision ${requestedRevision}: it is a future revision, the current one is ${currentRevision}; omit "revision" to read the latest`,
     );
+  }
+}
+
+/** The lease named does not exist (never granted, revoked, or expired): NOT_FOUND. */
+export class LeaseNotFoundError extends EtcdError {
+  override name = "LeaseNotFoundError";
+  readonly code = "lease_not_found";
+  readonly grpcCode = 5;
+  readonly httpStatus = 404;
+  constructor(readonly leaseId: number) {
+    super(ETCD_ERRORS.leaseNotFound, `Cannot use lease ${leaseId}: it does not exist (never granted, revoked, or expired); grant a new one`);
+  }
+}
+
+/** A grant named an id that is taken: FAILED_PRECONDITION. */
+export class LeaseExistsError extends EtcdError {
+  override name = "LeaseExistsError";
+  readonly code = "lease_exists";
+  readonly grpcCode = 9;
+  readonly httpStatus = 400;
+  constructor(readonly leaseId: number) {
+    super(ETCD_ERRORS.leaseExists, `Cannot grant lease ${leaseId}: a lease with that id exists; send ID 0 to let pgraft pick one`);
   }
 }
 
@@ -111,6 +162,8 @@ export interface GatewayErrorBody {
   readonly message: string;
   readonly outcome: ErrorOutcome;
   readonly leader_id?: string;
+  /** For errors that carry etcd's exact text (EtcdError): what happened and what to do. */
+  readonly hint?: string;
 }
 
 export interface GatewayError {
@@ -130,7 +183,7 @@ function gatewayError(httpStatus: number, grpcCode: number, message: string, out
 export function toGatewayError(error: unknown): GatewayError {
   if (error instanceof InvalidRequestError) return gatewayError(400, GRPC_CODES.invalidArgument, error.message, "failed");
   if (error instanceof RequestTooLargeError) return gatewayError(413, GRPC_CODES.invalidArgument, error.message, "failed");
-  if (error instanceof RevisionUnavailableError) return gatewayError(400, GRPC_CODES.outOfRange, error.message, "failed");
+  if (error instanceof EtcdError) return { httpStatus: error.httpStatus, body: { ...gatewayError(error.httpStatus, error.grpcCode, error.message, "failed").body, hint: error.hint } };
   if (error instanceof UnimplementedError) return gatewayError(501, GRPC_CODES.unimplemented, error.message, "failed");
   if (error instanceof RouteError) {
     return gatewayError(error.httpStatus, error.httpStatus === 404 ? GRPC_CODES.notFound : GRPC_CODES.unimplemented, error.message, "failed");

@@ -12,6 +12,9 @@
  * | /read-only, /readiness            | /leader or /replica would answer 200                            | 503  |
  * | /cluster                          | the node runs; the body lists members, roles, terms, lag        | 503  |
  *
+ * Every answer's body carries etcd's `"health": "true" | "false"` (true when a leader is known), so
+ * etcd's health probes that read the body work; the status codes are the table's (see README.md).
+ *
  * "The node runs" means `status()` returns a status; a node that stopped or has not started yet
  * returns undefined, and every endpoint answers 503 with {"state": "stopped"}. Query parameters
  * (Patroni's ?lag=) are not supported and are refused with 400 rather than ignored.
@@ -38,6 +41,8 @@ export interface HealthOptions {
   /** Base URL where a member's health endpoints answer, for /cluster to ask them. */
   readonly peerHealthUrls?: (nodeId: NodeId) => string | undefined;
   readonly peerTimeoutMs?: number;
+  /** The node's PostgreSQL side, reported in /health's body (the status code does not depend on it). */
+  readonly postgres?: () => PostgresReport;
 }
 
 export const PEER_TIMEOUT_MS_DEFAULT = 500;
@@ -45,6 +50,11 @@ const PEER_REPORT_BYTES_MAX = 64 * 1024;
 
 /** What /health answers: this node's own state. */
 export interface NodeReport {
+  /**
+   * etcd's /health field: "true" when the node knows a leader (etcd answers {"health": "true"}), else
+   * "false". The status code stays this endpoint's own (200 while the node runs): see README.md.
+   */
+  readonly health: "true" | "false";
   readonly state: "running" | "stopped";
   readonly member_id?: NodeId;
   readonly name?: string | null;
@@ -56,6 +66,16 @@ export interface NodeReport {
   readonly commit?: number;
   readonly applied?: number;
   readonly last_index?: number;
+  /** The node's PostgreSQL server, when it has one (see HealthOptions.postgres). */
+  readonly postgres?: PostgresReport;
+}
+
+/** How the node's PostgreSQL side fares: connected, how far pgraft.kv has caught up, fenced or not. */
+export interface PostgresReport {
+  readonly state: string;
+  readonly applied_index: number | null;
+  readonly fenced: boolean | null;
+  readonly last_error: string | null;
 }
 
 export interface MemberReport {
@@ -103,9 +123,10 @@ const CHECKS: ReadonlyMap<string, Check> = new Map([
   ["/readiness", (status) => isLeader(status) || isReplica(status)],
 ]);
 
-export function nodeReport(status: RaftStatus | undefined, options: Pick<HealthOptions, "clusterId" | "memberName">): NodeReport {
-  if (status === undefined) return { state: "stopped" };
+export function nodeReport(status: RaftStatus | undefined, options: Pick<HealthOptions, "clusterId" | "memberName" | "postgres">): NodeReport {
+  if (status === undefined) return { health: "false", state: "stopped" };
   return {
+    health: status.leaderId !== 0 ? "true" : "false",
     state: "running",
     member_id: status.id,
     name: options.memberName?.(status.id) ?? null,
@@ -117,6 +138,7 @@ export function nodeReport(status: RaftStatus | undefined, options: Pick<HealthO
     commit: status.commit,
     applied: status.applied,
     last_index: status.lastIndex,
+    ...(options.postgres === undefined ? {} : { postgres: options.postgres() }),
   };
 }
 

@@ -2,9 +2,13 @@
  * A small HTTP server (node:http, no framework) that hands each request to a list of routes, and the
  * helpers the routes share: JSON responses, bounded body reading. The client API, the health endpoints
  * and /metrics are routes, so one port can serve any mix of them.
+ *
+ * With `http2Connections`, the port also serves HTTP/2 the way etcd's cmux does: a connection whose
+ * first bytes are the HTTP/2 client preface (gRPC) is handed to that function, every other connection
+ * to the HTTP/1.1 server.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { InvalidRequestError } from "../errors.ts";
 import { RequestTooLargeError, RouteError, toGatewayError } from "./errors.ts";
 
@@ -24,6 +28,8 @@ export interface HttpServerOptions {
   readonly port?: number;
   readonly routes: readonly HttpRoute[];
   readonly logger?: ApiLogger;
+  /** Takes the connections that open with the HTTP/2 preface (gRPC); without it all are HTTP/1.1. */
+  readonly http2Connections?: (connection: Socket) => void;
 }
 
 export interface RunningHttpServer {
@@ -48,6 +54,25 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       else response.destroy();
     }
   });
+  const http2 = options.http2Connections;
+  if (http2 !== undefined) {
+    // Node's HTTP server has one "connection" listener, its own: sniff first, then hand over.
+    const [http1] = server.listeners("connection") as ((socket: Socket) => void)[];
+    if (http1 === undefined || server.listenerCount("connection") !== 1) throw new Error("Cannot serve HTTP/2 beside HTTP/1.1: node:http's server has an unexpected set of connection listeners");
+    server.removeAllListeners("connection");
+    const sniffing = new Set<Socket>();
+    server.on("connection", (socket: Socket) => {
+      sniffing.add(socket);
+      sniffConnection(socket, (isHttp2) => {
+        sniffing.delete(socket);
+        if (isHttp2) http2(socket);
+        else http1.call(server, socket);
+      });
+    });
+    server.on("close", () => {
+      for (const socket of sniffing) socket.destroy();
+    });
+  }
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, host, () => {
@@ -130,4 +155,48 @@ export function parseJsonBody(body: Buffer, example: string): unknown {
     const detail = error instanceof Error ? error.message : String(error);
     throw new InvalidRequestError(`Cannot parse the request body as JSON: ${detail}; send a JSON object such as ${example}`);
   }
+}
+
+/** The bytes every HTTP/2 client sends first (RFC 9113, 3.4). */
+export const HTTP2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
+/** A connection that sends nothing for this long is closed (no client waits for the server to speak). */
+export const SNIFF_TIMEOUT_MS = 30_000;
+
+/**
+ * Reads the first bytes of `socket` until they either differ from the HTTP/2 preface (HTTP/1.1: "POST",
+ * "GET", ... differ by the second byte at the latest) or match all of it, puts them back, and calls
+ * `decide`. A socket that closes or errs first is dropped; one silent for `timeoutMs` is closed.
+ */
+export function sniffConnection(socket: Socket, decide: (isHttp2: boolean) => void, timeoutMs = SNIFF_TIMEOUT_MS): void {
+  let received: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => socket.destroy(), timeoutMs);
+  timer.unref();
+  const finish = (isHttp2: boolean): void => {
+    cleanup();
+    socket.unshift(received);
+    decide(isHttp2);
+  };
+  const onReadable = (): void => {
+    for (let chunk: Buffer | null = socket.read(); chunk !== null; chunk = socket.read()) {
+      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+      const compared = Math.min(received.length, HTTP2_PREFACE.length);
+      if (!received.subarray(0, compared).equals(HTTP2_PREFACE.subarray(0, compared))) return finish(false);
+      if (received.length >= HTTP2_PREFACE.length) return finish(true);
+    }
+  };
+  const onGone = (): void => {
+    cleanup();
+    socket.destroy();
+  };
+  const cleanup = (): void => {
+    clearTimeout(timer);
+    socket.off("readable", onReadable);
+    socket.off("error", onGone);
+    socket.off("end", onGone);
+    socket.off("close", onGone);
+  };
+  socket.on("readable", onReadable);
+  socket.on("error", onGone);
+  socket.on("end", onGone);
+  socket.on("close", onGone);
 }

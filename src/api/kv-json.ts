@@ -6,7 +6,8 @@
  *
  * Decoding is strict where etcd's gateway is lax: an unknown field, a wrongly typed value or bad base64
  * is a 400 that names the field, so a typo such as "rangeend" does not silently become a one-key read.
- * Features pgraft does not have (leases, ignore_value) are refused with 501, never ignored.
+ * Keys and values decode to byte strings (src/kv/bytes.ts), whatever their bytes. Features pgraft
+ * does not have (ignore_value, ignore_lease) are refused with 501, never ignored.
  */
 import { InvalidRequestError } from "../errors.ts";
 import { UnimplementedError } from "./errors.ts";
@@ -42,7 +43,6 @@ export const TXN_DEPTH_MAX = 8;
 
 type JsonObject = Record<string, unknown>;
 
-const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const BASE64 = /^[A-Za-z0-9+/_-]*={0,2}$/;
 
 function camelCase(name: string): string {
@@ -68,7 +68,7 @@ export function isJsonObject(value: unknown): value is JsonObject {
 }
 
 /** Reads the fields of one JSON message, refusing unknown ones. `what` names it in errors. */
-class Fields {
+export class Fields {
   readonly #object: JsonObject;
   readonly #what: string;
 
@@ -119,15 +119,9 @@ class Fields {
     return Buffer.from(value, "base64");
   }
 
-  text(name: string): string {
-    const bytes = this.bytes(name);
-    try {
-      return UTF8.decode(bytes);
-    } catch {
-      throw new InvalidRequestError(
-        `Cannot decode the ${this.#what}: "${name}" is not valid UTF-8 once decoded from base64; pgraft stores keys and values as text (pgraft.kv has text columns), so send UTF-8`,
-      );
-    }
+  /** A key or value as a byte string (one char per byte, src/kv/bytes.ts): any bytes are accepted. */
+  byteString(name: string): string {
+    return this.bytes(name).toString("latin1");
   }
 
   integer(name: string, minimum = 0): number {
@@ -203,7 +197,7 @@ const REQUEST_OP_FIELDS = ["request_range", "request_put", "request_delete_range
 export function decodeRangeRequest(json: unknown, what = "range request"): RangeRequest {
   const fields = new Fields(json, what, RANGE_FIELDS);
   return {
-    key: requireKey(fields.text("key"), what),
+    key: requireKey(fields.byteString("key"), what),
     rangeEnd: fields.bytes("range_end"),
     limit: fields.integer("limit"),
     revision: fields.integer("revision", Number.MIN_SAFE_INTEGER),
@@ -221,22 +215,20 @@ export function decodeRangeRequest(json: unknown, what = "range request"): Range
 
 export function decodePutRequest(json: unknown, what = "put request"): PutRequest {
   const fields = new Fields(json, what, PUT_FIELDS);
-  const request = { key: requireKey(fields.text("key"), what), value: fields.text("value"), prevKv: fields.boolean("prev_kv") };
-  if (fields.integer("lease") !== 0) {
-    throw new UnimplementedError("lease", `Cannot put with a lease: pgraft has no leases; omit "lease" (or send 0)`);
-  }
+  const lease = fields.integer("lease");
+  const request = { key: requireKey(fields.byteString("key"), what), value: fields.byteString("value"), prevKv: fields.boolean("prev_kv"), ...(lease !== 0 ? { lease } : {}) };
   if (fields.boolean("ignore_value")) {
     throw new UnimplementedError("ignore_value", `Cannot put with "ignore_value": pgraft does not support it; send the value to write`);
   }
   if (fields.boolean("ignore_lease")) {
-    throw new UnimplementedError("ignore_lease", `Cannot put with "ignore_lease": pgraft has no leases; omit "ignore_lease"`);
+    throw new UnimplementedError("ignore_lease", `Cannot put with "ignore_lease": pgraft does not support it yet; send the lease to keep`);
   }
   return request;
 }
 
 export function decodeDeleteRangeRequest(json: unknown, what = "delete range request"): DeleteRangeRequest {
   const fields = new Fields(json, what, DELETE_RANGE_FIELDS);
-  return { key: requireKey(fields.text("key"), what), rangeEnd: fields.bytes("range_end"), prevKv: fields.boolean("prev_kv") };
+  return { key: requireKey(fields.byteString("key"), what), rangeEnd: fields.bytes("range_end"), prevKv: fields.boolean("prev_kv") };
 }
 
 export function decodeTxnRequest(json: unknown): TxnRequest {
@@ -271,7 +263,7 @@ function decodeCompare(json: unknown, what: string): Compare {
   const fields = new Fields(json, what, COMPARE_FIELDS);
   const target = fields.enumeration("target", COMPARE_TARGETS);
   const result = fields.enumeration("result", COMPARE_RESULTS);
-  const key = requireKey(fields.text("key"), what);
+  const key = requireKey(fields.byteString("key"), what);
   const rangeEnd = fields.bytes("range_end");
   const operandField = COMPARE_OPERAND_FIELDS[target];
   for (const [otherTarget, other] of Object.entries(COMPARE_OPERAND_FIELDS)) {
@@ -313,7 +305,7 @@ function decodeRequestOp(json: unknown, what: string, depth: number): RequestOp 
 // Responses
 
 function base64(text: string): string {
-  return Buffer.from(text, "utf8").toString("base64");
+  return Buffer.from(text, "latin1").toString("base64");
 }
 
 export function encodeHeader(header: ResponseHeader): JsonObject {
@@ -333,6 +325,7 @@ export function encodeKeyValue(kv: KeyValue): JsonObject {
     version: String(kv.version),
   };
   if (kv.value.length > 0) json.value = base64(kv.value);
+  if (kv.lease !== 0) json.lease = String(kv.lease);
   return json;
 }
 

@@ -5,7 +5,8 @@
  * read-only transactions with it over the KvStore; and the state machine can apply the proposed `txn`
  * command with `applyTxn` (see the note in src/api/README.md).
  */
-import { AssertionError } from "../assert.ts";
+import { assert, AssertionError } from "../assert.ts";
+import { toByteString } from "../kv/bytes.ts";
 import type { KvRecord } from "../kv/kv-store.ts";
 import { RevisionUnavailableError } from "./errors.ts";
 import type {
@@ -27,7 +28,12 @@ import type {
 /** Read access to the records: KvStore fits as is. */
 export interface KvRecordView {
   get(key: string): KvRecord | undefined;
+  /** Every key, in byte order. */
   keys(): readonly string[];
+  /** Why `revision` cannot be read, or undefined; absent: only the current revision can be read. */
+  revisionProblem?(revision: number): "compacted" | "future" | undefined;
+  /** The records as of a past revision that revisionProblem() accepted. */
+  viewAt?(revision: number): KvRecordView;
 }
 
 export interface KvRecordStore extends KvRecordView {
@@ -40,6 +46,7 @@ export function readOnlyStore(view: KvRecordView): KvRecordStore {
   return {
     get: (key) => view.get(key),
     keys: () => view.keys(),
+    ...(view.revisionProblem && view.viewAt ? { revisionProblem: view.revisionProblem.bind(view), viewAt: view.viewAt.bind(view) } : {}),
     set: (key) => {
       throw new AssertionError(`readOnlyStore: a read-only transaction tried to put "${key}"`);
     },
@@ -49,8 +56,9 @@ export function readOnlyStore(view: KvRecordView): KvRecordStore {
   };
 }
 
+/** A byte string's bytes (keys and values are byte strings: one char per byte, see src/kv/bytes.ts). */
 export function keyBytes(key: string): Buffer {
-  return Buffer.from(key, "utf8");
+  return Buffer.from(key, "latin1");
 }
 
 /** etcd's "from key" range end: a single zero byte means "every key at or after `key`". */
@@ -77,22 +85,30 @@ export function prefixRangeEnd(prefix: Uint8Array): Uint8Array {
 /** The keys in [key, rangeEnd) (or just `key` when rangeEnd is empty), in ascending byte order. */
 export function keysInRange(view: KvRecordView, key: string, rangeEnd: Uint8Array): string[] {
   if (rangeEnd.length === 0) return view.get(key) === undefined ? [] : [key];
-  const start = keyBytes(key);
+  // Byte strings compare as their bytes: plain string comparison is etcd's key order.
   const fromKey = isFromKey(rangeEnd);
-  const end = Buffer.from(rangeEnd);
-  const matched: { key: string; bytes: Buffer }[] = [];
-  for (const candidate of view.keys()) {
-    const bytes = keyBytes(candidate);
-    if (Buffer.compare(bytes, start) < 0) continue;
-    if (!fromKey && Buffer.compare(bytes, end) >= 0) continue;
-    matched.push({ key: candidate, bytes });
-  }
-  matched.sort((a, b) => Buffer.compare(a.bytes, b.bytes));
-  return matched.map((entry) => entry.key);
+  const end = toByteString(rangeEnd);
+  return view
+    .keys()
+    .filter((candidate) => candidate >= key && (fromKey || candidate < end))
+    .sort();
 }
 
 export function toKeyValue(key: string, record: KvRecord): KeyValue {
-  return { key, value: record.value, version: record.version, createRevision: record.createIndex, modRevision: record.modIndex, lease: 0 };
+  return { key, value: record.value, version: record.version, createRevision: record.createIndex, modRevision: record.modIndex, lease: record.lease ?? 0 };
+}
+
+/**
+ * The view to read at `revision` (0: the current one, `currentRevision`), or RevisionUnavailableError
+ * when the view keeps no such revision (etcd's compacted and future-revision errors).
+ */
+export function viewAtRevision(view: KvRecordView, revision: number, currentRevision: number): KvRecordView {
+  if (revision <= 0 || revision === currentRevision) return view;
+  if (revision > currentRevision) throw new RevisionUnavailableError(revision, "future", currentRevision);
+  const problem = view.revisionProblem === undefined || view.viewAt === undefined ? "compacted" : view.revisionProblem(revision);
+  if (problem !== undefined) throw new RevisionUnavailableError(revision, problem, currentRevision);
+  assert(view.viewAt !== undefined, "viewAtRevision(): a view that accepts past revisions can give them");
+  return view.viewAt(revision);
 }
 
 /**
@@ -100,8 +116,8 @@ export function toKeyValue(key: string, record: KvRecord): KeyValue {
  * keys in the range before revision filters and limit; sorting by anything but the key defaults to
  * ascending; `more` says the limit cut matches off.
  */
-export function evaluateRange(view: KvRecordView, request: RangeRequest, currentRevision: number): RangeResult {
-  if (request.revision > 0 && request.revision !== currentRevision) throw new RevisionUnavailableError(request.revision, currentRevision);
+export function evaluateRange(current: KvRecordView, request: RangeRequest, currentRevision: number): RangeResult {
+  const view = viewAtRevision(current, request.revision, currentRevision);
   const keys = keysInRange(view, request.key, request.rangeEnd);
   let kvs = keys.map((key) => toKeyValue(key, view.get(key)!));
   kvs = kvs.filter(
@@ -174,7 +190,7 @@ function compareOne(record: KvRecord | undefined, compare: Compare): boolean {
       order = Math.sign((record?.modIndex ?? 0) - compare.operand);
       break;
     case "LEASE":
-      order = Math.sign(0 - compare.operand);
+      order = Math.sign((record?.lease ?? 0) - compare.operand);
       break;
   }
   switch (compare.result) {
@@ -192,12 +208,9 @@ function compareOne(record: KvRecord | undefined, compare: Compare): boolean {
 /** Puts `value` at `revision`: the key is created at version 1, or its version is incremented. */
 export function applyPut(store: KvRecordStore, request: PutRequest, revision: number): PutResult {
   const current = store.get(request.key);
-  store.set(request.key, {
-    value: request.value,
-    version: (current?.version ?? 0) + 1,
-    createIndex: current?.createIndex ?? revision,
-    modIndex: revision,
-  });
+  const record = { value: request.value, version: (current?.version ?? 0) + 1, createIndex: current?.createIndex ?? revision, modIndex: revision };
+  // A put without a lease detaches the key from the one it had, as in etcd.
+  store.set(request.key, request.lease ? { ...record, lease: request.lease } : record);
   return request.prevKv && current !== undefined ? { prevKv: toKeyValue(request.key, current) } : {};
 }
 
@@ -229,6 +242,28 @@ function applyOp(store: KvRecordStore, op: RequestOp, revision: number): Respons
     case "txn":
       return { type: "txn", result: applyTxn(store, op.request, revision) };
   }
+}
+
+/**
+ * The first lease that a put on the path the transaction will take (its compares evaluated now, nested
+ * ones too, as etcd does before applying) names and that does not exist; undefined when all do. etcd
+ * then fails the whole transaction with "requested lease not found" and applies nothing.
+ */
+export function missingLease(view: KvRecordView, request: TxnRequest, hasLease: (id: number) => boolean): number | undefined {
+  const succeeded = request.compare.every((compare) => compareHolds(view, compare));
+  for (const op of succeeded ? request.success : request.failure) {
+    if (op.type === "put" && op.request.lease && !hasLease(op.request.lease)) return op.request.lease;
+    if (op.type === "txn") {
+      const missing = missingLease(view, op.request, hasLease);
+      if (missing !== undefined) return missing;
+    }
+  }
+  return undefined;
+}
+
+/** The leases that puts anywhere in the transaction name (for requests that need a lease at all). */
+export function usesLeases(request: TxnRequest): boolean {
+  return [...request.success, ...request.failure].some((op) => (op.type === "put" && Boolean(op.request.lease)) || (op.type === "txn" && usesLeases(op.request)));
 }
 
 /** True when no branch, at any depth, puts or deletes: the transaction can be served as a read. */

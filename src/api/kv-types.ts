@@ -3,10 +3,8 @@
  * the KvBackend boundary the HTTP layer talks to. The HTTP layer never sees Raft: production plugs in
  * RaftNodeBackend (over a RaftNode), tests plug in MemoryKvBackend.
  *
- * Keys and values are text: the state machine stores them as strings, and pgraft.kv(key text, value
- * text) must show them in psql. A key or a put value that is not valid UTF-8 is refused when decoded.
- * Range ends are raw bytes: a prefix's range end (the prefix with its last byte incremented) need not be
- * valid UTF-8. Keys order as their UTF-8 bytes, as in etcd.
+ * Keys and values are byte strings (src/kv/bytes.ts: one char per byte), so any bytes are stored as
+ * sent, and keys order as their bytes, as in etcd. Range ends and value compares stay Uint8Arrays.
  *
  * Revisions: pgraft's revision is the Raft log index. A key's create_revision and mod_revision are the
  * indexes of the entries that created and last changed it; a response header's revision is the index
@@ -29,7 +27,7 @@ export interface KeyValue {
   readonly version: number;
   readonly createRevision: number;
   readonly modRevision: number;
-  /** Always 0: pgraft has no leases. */
+  /** The lease the key is attached to; 0: none. */
   readonly lease: number;
 }
 
@@ -44,7 +42,7 @@ export interface RangeRequest {
   readonly rangeEnd: Uint8Array;
   /** 0: no limit. */
   readonly limit: number;
-  /** 0: the latest. pgraft keeps no history, so any other value must equal the current revision. */
+  /** 0: the latest; else a past revision within the kept history (older ones are compacted). */
   readonly revision: number;
   readonly sortOrder: SortOrder;
   readonly sortTarget: SortTarget;
@@ -61,6 +59,8 @@ export interface RangeRequest {
 export interface PutRequest {
   readonly key: string;
   readonly value: string;
+  /** The lease to attach the key to; absent or 0: none (a key put without one loses the lease it had). */
+  readonly lease?: number;
   readonly prevKv: boolean;
 }
 

@@ -12,7 +12,8 @@ import type { NodeId } from "../core/types.ts";
 import { NoQuorumError, NotLeaderError, type PgraftError } from "../errors.ts";
 import type { KvRecord } from "../kv/kv-store.ts";
 import { clusterIdNumber } from "./header.ts";
-import { applyDeleteRange, applyPut, applyTxn, evaluateRange, isReadOnlyTxn, type KvRecordStore } from "./kv-model.ts";
+import { LeaseNotFoundError } from "./errors.ts";
+import { applyDeleteRange, applyPut, applyTxn, evaluateRange, isReadOnlyTxn, missingLease, type KvRecordStore } from "./kv-model.ts";
 import type {
   DeleteRangeRequest,
   DeleteRangeResponse,
@@ -31,13 +32,15 @@ import type {
 export class MemoryKvState implements KvRecordStore {
   readonly #records = new Map<string, KvRecord>();
   revision = 0;
+  /** Lease ids that exist (tests add them); a put naming another fails as etcd's does. */
+  readonly leases = new Set<number>();
 
   get(key: string): KvRecord | undefined {
     return this.#records.get(key);
   }
 
   keys(): string[] {
-    return [...this.#records.keys()];
+    return [...this.#records.keys()].sort();
   }
 
   set(key: string, record: KvRecord): void {
@@ -84,6 +87,7 @@ export class MemoryKvBackend implements KvBackend {
 
   put(request: PutRequest): Promise<PutResponse> {
     return this.#run("put", true, () => {
+      if (request.lease && !this.state.leases.has(request.lease)) throw new LeaseNotFoundError(request.lease);
       const revision = ++this.state.revision;
       return { ...applyPut(this.state, request, revision), header: this.#header(revision) };
     });
@@ -105,6 +109,8 @@ export class MemoryKvBackend implements KvBackend {
 
   txn(request: TxnRequest): Promise<TxnResponse> {
     return this.#run("txn", true, () => {
+      const missing = missingLease(this.state, request, (id) => this.state.leases.has(id));
+      if (missing !== undefined) throw new LeaseNotFoundError(missing);
       const revision = isReadOnlyTxn(request) ? this.state.revision : ++this.state.revision;
       return { ...applyTxn(this.state, request, revision), header: this.#header(revision) };
     });

@@ -15,13 +15,15 @@
  */
 import type { RaftStatus } from "../core/raft.ts";
 import type { NodeId } from "../core/types.ts";
-import { RequestTimeoutError, type ErrorOutcome } from "../errors.ts";
+import { RequestTimeoutError, type ErrorOutcome, type PgraftError } from "../errors.ts";
 import type { KvStore } from "../kv/kv-store.ts";
-import type { ClientCallback, ClientResult } from "../node/raft-node.ts";
+import type { ClientCallback, ClientResult, RaftNode } from "../node/raft-node.ts";
 import type { KvWrite } from "../kv/command.ts";
 import type { Timers } from "../node/environment.ts";
 import { assert } from "../assert.ts";
 import { encodeTxnCommand } from "./txn-codec.ts";
+import { LeaseExistsError, LeaseNotFoundError, RevisionUnavailableError, UnimplementedError } from "./errors.ts";
+import type { LeaseBackend, LeaseGrant, LeaseTimeToLive, MaintenanceBackend, NodeStatusReport } from "./etcd-service.ts";
 import { clusterIdNumber } from "./header.ts";
 import { applyTxn, evaluateRange, isReadOnlyTxn, readOnlyStore } from "./kv-model.ts";
 import type {
@@ -44,10 +46,14 @@ import type {
 /** The part of RaftNode the backend uses (RaftNode fits as is). */
 export interface RaftNodeLike {
   readonly id: NodeId;
-  readonly store: Pick<KvStore, "get" | "keys" | "appliedIndex">;
+  readonly store: KvStore;
   status(): RaftStatus;
   write(write: KvWrite, callback: ClientCallback): void;
   read(key: string, callback: ClientCallback): void;
+  /** Leases (RaftNode has them; a node without them answers lease calls 501). */
+  keepAlive?: RaftNode["keepAlive"];
+  leaseRemainingSec?: RaftNode["leaseRemainingSec"];
+  readonly leaseTtlMinSec?: number;
 }
 
 export interface RaftNodeBackendOptions {
@@ -84,7 +90,7 @@ interface CasShape {
   readonly value: string;
 }
 
-export class RaftNodeBackend implements KvBackend {
+export class RaftNodeBackend implements KvBackend, LeaseBackend, MaintenanceBackend {
   readonly #node: RaftNodeLike;
   readonly #clusterId: string;
   readonly #memberId: string;
@@ -102,8 +108,9 @@ export class RaftNodeBackend implements KvBackend {
   }
 
   put(request: PutRequest): Promise<PutResponse> {
-    if (request.prevKv) {
-      // The previous value must be read in the same step as the write: a one-operation transaction.
+    if (request.prevKv || request.lease) {
+      // The previous value must be read in the same step as the write, and the lease must exist when
+      // it applies: a one-operation transaction.
       return this.#transaction({ compare: [], success: [{ type: "put", request }], failure: [] }).then((result) => ({
         ...(result.responses[0]!.result as PutResult),
         header: result.header,
@@ -165,12 +172,83 @@ export class RaftNodeBackend implements KvBackend {
     return this.#write({ op: "txn", key, request: encodeTxnCommand(request) }, (result) => {
       const output = result.output;
       assert(output.op === "txn", `a transaction completed as ${output.op}`);
+      if (output.leaseNotFound !== undefined) throw new LeaseNotFoundError(output.leaseNotFound);
       return { ...(output.result as TxnResult), header: this.#header(result.index) };
     });
   }
 
   header(): ResponseHeader {
     return this.#header(this.#node.store.appliedIndex);
+  }
+
+  // --- Lease ----------------------------------------------------------------------------------------
+
+  grant(id: number, ttlSec: number): Promise<LeaseGrant> {
+    // etcd raises a TTL below its minimum (1.5 election timeouts) to it, so a lease outlives an election.
+    const granted = Math.max(ttlSec, this.#node.leaseTtlMinSec ?? 1);
+    return this.#write({ op: "lease_grant", id, ttlSec: granted }, (result) => {
+      const output = result.output;
+      assert(output.op === "lease_grant", `a lease grant completed as ${output.op}`);
+      if (!output.granted) throw new LeaseExistsError(output.id);
+      return { id: output.id, ttlSec: output.ttlSec, header: this.#header(result.index) };
+    });
+  }
+
+  revoke(id: number): Promise<{ header: ResponseHeader }> {
+    return this.#write({ op: "lease_revoke", id }, (result) => {
+      const output = result.output;
+      assert(output.op === "lease_revoke", `a lease revoke completed as ${output.op}`);
+      if (!output.found) throw new LeaseNotFoundError(id);
+      return { header: this.#header(result.index) };
+    });
+  }
+
+  keepAlive(id: number): Promise<LeaseGrant> {
+    const keepAlive = this.#node.keepAlive?.bind(this.#node);
+    if (keepAlive === undefined) return Promise.reject(new UnimplementedError("lease", "Cannot keep a lease alive: this node has no leases"));
+    return this.#call("read", "failed", (callback: Parameters<typeof keepAlive>[1]) => keepAlive(id, callback), (result) => ({ id, ttlSec: result.ttlSec, header: this.header() }));
+  }
+
+  timeToLive(id: number, keys: boolean): Promise<LeaseTimeToLive> {
+    const remaining = this.#node.leaseRemainingSec?.(id);
+    if (remaining === undefined) return Promise.reject(new UnimplementedError("lease", "Cannot read a lease's time to live: this node has no leases"));
+    if (!remaining.ok) return Promise.reject(remaining.error);
+    const lease = this.#node.store.lease(id);
+    if (remaining.remainingSec === undefined || lease === undefined) return Promise.resolve({ id, ttlSec: -1, grantedTtlSec: 0, keys: [], header: this.header() });
+    return Promise.resolve({ id, ttlSec: remaining.remainingSec, grantedTtlSec: lease.ttlSec, keys: keys ? lease.keys : [], header: this.header() });
+  }
+
+  leases(): Promise<{ ids: readonly number[]; header: ResponseHeader }> {
+    return this.#call("read", "failed", (callback) => this.#node.read("", callback), () => ({
+      ids: this.#node.store.leases().map((lease) => lease.id),
+      header: this.header(),
+    }));
+  }
+
+  // --- Maintenance ----------------------------------------------------------------------------------
+
+  compact(revision: number): Promise<{ header: ResponseHeader }> {
+    return this.#write({ op: "compact", revision }, (result) => {
+      const output = result.output;
+      assert(output.op === "compact", `a compaction completed as ${output.op}`);
+      if (output.problem !== undefined) throw new RevisionUnavailableError(revision, output.problem, result.index - 1);
+      return { header: this.#header(result.index) };
+    });
+  }
+
+  status(): NodeStatusReport {
+    const status = this.#node.status();
+    const store = this.#node.store;
+    return {
+      header: this.header(),
+      leaderId: status.leaderId,
+      raftIndex: status.commit,
+      raftTerm: status.term,
+      raftAppliedIndex: store.appliedIndex,
+      // An estimate: the bytes of the keys and values held (pgraft has no database file of its own).
+      dbSize: storeBytes(store),
+      isLearner: status.membership.learners.includes(status.id),
+    };
   }
 
   leader(): LeaderInfo {
@@ -199,11 +277,11 @@ export class RaftNodeBackend implements KvBackend {
    * Runs one node request. `onResult` runs inside the node's callback, synchronously, so it sees the
    * state exactly as of the write's apply or the read's index: nothing else is applied in between.
    */
-  #call<T>(
+  #call<T, R extends { readonly ok: true } | { readonly ok: false; readonly error: PgraftError } = ClientResult>(
     action: "read" | "write",
     outcomeOnTimeout: ErrorOutcome,
-    start: (callback: ClientCallback) => void,
-    onResult: (result: ClientResult & { ok: true }) => T,
+    start: (callback: (result: R) => void) => void,
+    onResult: (result: R & { ok: true }) => T,
   ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
@@ -219,7 +297,7 @@ export class RaftNodeBackend implements KvBackend {
           backstop.cancel();
           if (!result.ok) return reject(result.error);
           try {
-            resolve(onResult(result));
+            resolve(onResult(result as R & { ok: true }));
           } catch (error) {
             reject(error);
           }
@@ -239,7 +317,7 @@ export function casShape(request: TxnRequest): CasShape | undefined {
   const compare = request.compare[0]!;
   const op = request.success[0]!;
   if (compare.result !== "EQUAL" || compare.rangeEnd.length > 0) return undefined;
-  if (op.type !== "put" || op.request.key !== compare.key || op.request.prevKv) return undefined;
+  if (op.type !== "put" || op.request.key !== compare.key || op.request.prevKv || op.request.lease) return undefined;
   let expectedVersion: number;
   if (compare.target === "VERSION") expectedVersion = compare.operand;
   else if ((compare.target === "CREATE" || compare.target === "MOD") && compare.operand === 0) expectedVersion = 0;
@@ -247,6 +325,12 @@ export function casShape(request: TxnRequest): CasShape | undefined {
   return { key: compare.key, expectedVersion, value: op.request.value };
 }
 
+
+function storeBytes(store: KvStore): number {
+  let bytes = 0;
+  for (const [key, record] of store.entries()) bytes += key.length + record.value.length;
+  return bytes;
+}
 
 function firstKey(request: TxnRequest): string | undefined {
   const op = request.success[0] ?? request.failure[0];

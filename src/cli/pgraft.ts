@@ -11,6 +11,12 @@
  * a real postgresql.conf (--postgresql-conf, where other names are PostgreSQL's own), then from
  * command-line overrides; later wins. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or settings.
  */
+import { existsSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type pg from "pg";
+import { PostgresSupervisor, PostgresSupervisorError } from "../postgres/supervisor.ts";
+import { PostgresSetupError } from "../postgres/install.ts";
+import { parseConninfo, portOfPostgresqlConf, PostgresOptionError, serverConfigFile } from "./postgres-options.ts";
 import { ConfigError, loadPgraftConfig, type PgraftConfig, type SettingsFileReference } from "../config/index.ts";
 import type { ClusterReport } from "../api/index.ts";
 import { StorageCorruptionError } from "../storage/raft-storage.ts";
@@ -23,11 +29,12 @@ export class UsageError extends Error {
 }
 
 const USAGE = `Usage:
-  pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
+  pgraft start [--pgdata DIR [--pg-port N] | --postgres CONNINFO] [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
   pgraft status [--endpoints http://host:port,...] [--config FILE] [pgraft.NAME=VALUE ...] [--json]
   pgraft member list [--endpoints ...] [--config FILE] [--json]
   pgraft member add --peer-url http://host:port [--id N] [--endpoints ...] [--config FILE] [--json]
   pgraft member remove --id N [--endpoints ...] [--config FILE] [--json]
+  pgraft settings [--json]
   pgraft version`;
 
 interface Parsed {
@@ -38,6 +45,10 @@ interface Parsed {
   /** `pgraft member`: the member's id and peer URL. */
   readonly id: string | undefined;
   readonly peerUrl: string | undefined;
+  /** `pgraft start`: the PostgreSQL server to supervise (--pgdata) or attach to (--postgres). */
+  readonly pgdata: string | undefined;
+  readonly pgPort: number | undefined;
+  readonly postgres: string | undefined;
 }
 
 export function parseArguments(argv: readonly string[]): Parsed {
@@ -47,6 +58,9 @@ export function parseArguments(argv: readonly string[]): Parsed {
   let json = false;
   let id: string | undefined;
   let peerUrl: string | undefined;
+  let pgdata: string | undefined;
+  let pgPort: number | undefined;
+  let postgres: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const value = (): string => {
@@ -60,27 +74,71 @@ export function parseArguments(argv: readonly string[]): Parsed {
     else if (arg === "--json") json = true;
     else if (arg === "--id") id = value();
     else if (arg === "--peer-url") peerUrl = value();
+    else if (arg === "--pgdata") pgdata = value();
+    else if (arg === "--postgres") postgres = value();
+    else if (arg === "--pg-port") {
+      const text = value();
+      pgPort = Number(text);
+      if (!/^\d+$/.test(text) || pgPort < 1 || pgPort > 65535) throw new UsageError(`--pg-port takes a port from 1 to 65535, received "${text}"\n${USAGE}`);
+    }
     else if (/^(--)?pgraft\./.test(arg)) overrides.push(arg);
     else throw new UsageError(`Unknown argument "${arg}"\n${USAGE}`);
   }
-  return { files, overrides, endpoints, json, id, peerUrl };
+  if (pgdata !== undefined && postgres !== undefined) throw new UsageError(`Use --pgdata (pgraft starts PostgreSQL) or --postgres (it attaches to a running one), not both\n${USAGE}`);
+  if (pgPort !== undefined && pgdata === undefined) throw new UsageError(`--pg-port goes with --pgdata: the port of the PostgreSQL server pgraft starts\n${USAGE}`);
+  return { files, overrides, endpoints, json, id, peerUrl, pgdata, pgPort, postgres };
 }
 
-function loadConfig(parsed: Parsed): PgraftConfig {
-  const loaded = loadPgraftConfig({ files: parsed.files, commandLine: parsed.overrides, environment: { PGDATA: process.env.PGDATA } });
+function loadConfig(parsed: Parsed, pgdata: string | undefined = process.env.PGDATA): PgraftConfig {
+  const loaded = loadPgraftConfig({ files: parsed.files, commandLine: parsed.overrides, environment: { PGDATA: pgdata } });
   for (const warning of loaded.warnings) process.stderr.write(`pgraft: warning: ${warning.message}\n`);
   return loaded.config;
 }
 
 async function start(argv: readonly string[]): Promise<number> {
-  const config = loadConfig(parseArguments(argv));
+  const parsed = parseArguments(argv);
+  const pgdata = parsed.pgdata === undefined ? undefined : resolve(parsed.pgdata);
+  let files = parsed.files;
+  let connection: pg.ClientConfig | undefined;
+  if (pgdata !== undefined) {
+    // The server's own postgresql.conf first: --config files and the command line override it.
+    const conf = join(pgdata, "postgresql.conf");
+    if (existsSync(conf)) files = [{ path: conf, mode: "postgresql" }, ...files];
+  } else if (parsed.postgres !== undefined) {
+    connection = parseConninfo(parsed.postgres);
+    if (!files.some((file) => file.mode === "postgresql")) {
+      const found = await serverConfigFile(connection);
+      if ("path" in found) files = [{ path: found.path, mode: "postgresql" }, ...files];
+      else process.stderr.write(`pgraft: warning: ${found.problem}; using only --config and command-line settings\n`);
+    }
+  }
+  const config = loadConfig({ ...parsed, files }, pgdata ?? process.env.PGDATA);
   const logger = createLogger({ name: config.name, level: process.env.PGRAFT_LOG_LEVEL ?? "info" });
+  let supervisor: PostgresSupervisor | undefined;
   let server: NodeServer;
   try {
-    server = await NodeServer.start({ config, logger });
+    if (pgdata !== undefined) {
+      const port = parsed.pgPort ?? portOfPostgresqlConf(join(pgdata, "postgresql.conf")) ?? 5432;
+      supervisor = await PostgresSupervisor.start({
+        pgdata,
+        port,
+        logger: {
+          info: (line) => logger.info(`postgres supervisor: ${line}`),
+          warn: (line) => logger.warn(`postgres supervisor: ${line}`),
+          error: (line) => logger.error(`postgres supervisor: ${line}`),
+        },
+      });
+      connection = supervisor.connectionConfig(config.database);
+    }
+    server = await NodeServer.start({ config, logger, postgres: connection === undefined ? undefined : { connection, fault: process.env.PGRAFT_FAULT } });
   } catch (error) {
+    await supervisor?.stop().catch(() => undefined);
     if (error instanceof StorageCorruptionError) {
       logger.fatal({ file: error.file, offset: error.offset }, error.message);
+      return 1;
+    }
+    if (error instanceof PostgresSupervisorError || error instanceof PostgresSetupError) {
+      logger.fatal(error.message);
       return 1;
     }
     throw error;
@@ -88,7 +146,11 @@ async function start(argv: readonly string[]): Promise<number> {
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string): void => {
       logger.info(`received ${signal}: stopping`);
-      void server.stop().then(resolve);
+      void server
+        .stop()
+        .then(() => supervisor?.stop())
+        .catch((error: unknown) => logger.error(`while stopping: ${error instanceof Error ? error.message : String(error)}`))
+        .then(resolve);
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
@@ -223,6 +285,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await status(rest);
       case "member":
         return await member(rest);
+      case "settings":
+        return (await import("./settings-command.ts")).settingsCommand(rest);
       case "version":
       case "--version":
         process.stdout.write(`pgraft ${PACKAGE_VERSION}\n`);
@@ -236,7 +300,7 @@ export async function main(argv: readonly string[]): Promise<number> {
         throw new UsageError(`Unknown command "${command}"\n${USAGE}`);
     }
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof UsageError) {
+    if (error instanceof ConfigError || error instanceof UsageError || error instanceof PostgresOptionError) {
       process.stderr.write(`pgraft: ${error.message}\n`);
       return 2;
     }

@@ -46,6 +46,8 @@ export function formatSettingValue(config: PgraftConfig, name: string, options: 
     case "pgraft.max_log_entries": return String(config.logEntriesMax);
     case "pgraft.metrics_enabled": return onOff(config.metricsEnabled);
     case "pgraft.metrics_port": return String(config.metricsPort);
+    case "pgraft.fence_writes": return onOff(config.fenceWrites);
+    case "pgraft.database": return quoteSettingValue(config.database);
     case "pgraft.pre_vote": return onOff(config.preVote);
     case "pgraft.check_quorum": return onOff(config.checkQuorum);
     case "pgraft.client_address": return quoteSettingValue(formatHostAndPort({ host: config.clientHost, port: config.clientPort }));

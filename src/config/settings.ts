@@ -96,6 +96,10 @@ export interface PgraftConfig {
   readonly logEntriesMax: number;
   readonly metricsEnabled: boolean;
   readonly metricsPort: number;
+  /** pgraft.fence_writes: PostgreSQL refuses writes unless this node leads with a quorum. */
+  readonly fenceWrites: boolean;
+  /** pgraft.database: where the SQL interface lives. */
+  readonly database: string;
   readonly preVote: boolean;
   readonly checkQuorum: boolean;
   readonly clientHost: string;
@@ -186,6 +190,8 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     initialClusterState: read(context, "pgraft.initial_cluster_state", (raw) => parseEnum(raw, ["new", "existing"] as const))?.value,
     peerAuthentication: readPeerAuthentication(context),
     tls: readTls(context),
+    fenceWrites: readBoolean(context, "pgraft.fence_writes")?.value,
+    database: read(context, "pgraft.database", parseName)?.value,
   };
   if (context.issues.length > 0) return { ok: false, issues: context.issues, warnings: context.warnings };
   const config: PgraftConfig = Object.freeze({
@@ -206,6 +212,8 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     logEntriesMax: defined(values.logEntriesMax, "logEntriesMax"),
     metricsEnabled: defined(metricsEnabled?.value, "metricsEnabled"),
     metricsPort: defined(metricsPort?.value, "metricsPort"),
+    fenceWrites: defined(values.fenceWrites, "fenceWrites"),
+    database: defined(values.database, "database"),
     preVote: defined(values.preVote, "preVote"),
     checkQuorum: defined(values.checkQuorum, "checkQuorum"),
     clientHost: defined(client?.value.host, "clientHost"),

@@ -353,10 +353,7 @@ export class Raft {
     assert(message.to === this.id, `${this.id} got a message for ${message.to}`);
     assert(!this.#readyOutstanding, "step() between ready() and advance()");
     this.counters.messagesReceived++;
-    if ((message.type === "MsgVote" || message.type === "MsgPreVote") && this.#leftTheCluster(message.from)) {
-      this.#logLine(`ignored ${message.type} from ${message.from} at term ${message.term}: it is not a member of the committed configuration`);
-      return;
-    }
+    if ((message.type === "MsgVote" || message.type === "MsgPreVote") && this.#ignoreOutsider(message)) return;
     if (message.term > this.#term) {
       if (!this.#acceptHigherTerm(message)) return;
     } else if (message.term < this.#term) {
@@ -1192,16 +1189,45 @@ export class Raft {
   }
 
   /**
-   * True when `id` is neither voter nor learner of our configuration and that configuration is
-   * committed: then `id` left the cluster (or never joined it) and nothing it asks for can be needed.
-   * A removed node may go on campaigning when it never hears that its removal committed (#mayCampaign
-   * lets it campaign while the removal looks uncommitted to it, and a restart forgets the commit);
-   * ignoring it keeps it from raising everyone's term. A node whose configuration is still uncommitted
-   * answers as before, since the configuration before might be the one that counts.
+   * Whether to ignore a vote request from a node outside both configurations that may be in force here
+   * (the latest one and, while that is uncommitted, the committed one before it). Thesis 4.2.3: a
+   * server ignores vote requests while it has heard from a current leader within the minimum election
+   * timeout. That is the thesis's answer to removed servers: a node removed while cut off never learns
+   * that its removal committed (the new leader no longer replicates to it, and a restart may forget the
+   * commit), so #mayCampaign lets it go on campaigning, and without PreVote and CheckQuorum each
+   * request carries a higher term that would depose a working leader. With CheckQuorum #inLease already
+   * does this for every candidate; for outsiders it applies always.
+   *
+   * Outsiders are not refused outright (thesis 4.1: servers process RequestVote "without consulting
+   * their current configurations"). A voter that lags may hold a committed configuration older than
+   * the only node able to win, and must vote for it once no leader is live: refusing it left swarm
+   * seed 21744 without a leader for good (scenarios/lagging-voter-old-configuration.yaml). A removed node
+   * heard while no leader is live may raise the term, and wins only with a majority of the
+   * configuration that removes it whose logs are no more complete than its own; then, as any leader an
+   * entry of its log removes, it commits its removal and steps down (#maybeCommit).
+   * A transfer's vote request is never ignored (thesis 3.10; the leader checked the target is a voter).
    */
-  #leftTheCluster(id: NodeId): boolean {
-    if (this.#configIndex > this.#log.committed) return false;
-    return !this.#membership.voters.includes(id) && !this.#membership.learners.includes(id);
+  #ignoreOutsider(message: MsgPreVote | MsgVote): boolean {
+    if (message.type === "MsgVote" && message.transfer) return false;
+    if (this.#isMember(this.#membership, message.from) || this.#isMember(this.committedMembership, message.from)) return false;
+    if (!this.#leaderLive()) return false;
+    const leader = this.#role === "leader" ? "we lead with a live quorum" : `leader ${this.#leaderId} was heard within the election timeout`;
+    this.#logLine(`ignored ${message.type} from ${message.from} at term ${message.term}: it is not a member and ${leader}`);
+    return true;
+  }
+
+  #isMember(membership: Membership, id: NodeId): boolean {
+    return membership.voters.includes(id) || membership.learners.includes(id);
+  }
+
+  /**
+   * Thesis 4.2.3's "heard from a current leader within the minimum election timeout", whatever the
+   * settings: a follower heard its leader within electionTicks; a leader heard from a quorum within
+   * electionTicks (it is its own current leader only while it could still commit).
+   */
+  #leaderLive(): boolean {
+    if (this.#role === "leader") return this.#quorumActive();
+    return this.#leaderId !== NODE_NONE && this.#electionElapsed < this.#config.electionTicks;
   }
 
   /** Whether this leader's term has an entry committed (its no-op, once a quorum holds it). */

@@ -1,6 +1,7 @@
 /** The public surface of pgraft's Prometheus metrics. */
 export {
   createMetricsRoute,
+  DROPPED_DEFAULT_METRICS,
   FSYNC_BUCKETS_SECONDS,
   LATENCY_BUCKETS_SECONDS,
   NodeMetrics,

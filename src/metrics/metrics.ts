@@ -9,9 +9,12 @@
  * Latencies and snapshots cannot be read from a status, so the runtime reports them with
  * observeCommitLatency(), observeFsync(), recordSnapshot() and observeRequest().
  *
- * Names follow Prometheus conventions: base units (seconds), `_total` for counters, and the six names
- * pgraft's documentation promises (pgraft_term, pgraft_leader_id, pgraft_is_leader, pgraft_log_size,
- * pgraft_commit_index, pgraft_applied_index) exactly as written.
+ * Names follow Prometheus conventions and pass `promtool check metrics`: base units (seconds), `_total`
+ * for counters only, and the six names pgraft's documentation promises (pgraft_term, pgraft_leader_id,
+ * pgraft_is_leader, pgraft_log_size, pgraft_commit_index, pgraft_applied_index) exactly as written.
+ * Of prom-client's process_* and nodejs_* metrics, the three gauges named like counters
+ * (nodejs_active_{handles,requests,resources}_total) are left out: sum the per-type nodejs_active_*
+ * gauges for the same numbers.
  *
  * Peer series (label `peer`, the node id): on the leader, pgraft_peer_reachable says the peer answered
  * within an election timeout and pgraft_replication_lag_entries is the leader's last index minus the
@@ -20,6 +23,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { assert } from "../assert.ts";
 import type { RaftStatus } from "../core/raft.ts";
 import type { NodeId, Role } from "../core/types.ts";
 import type { PeerStatus as TransportPeerStatus, TransportCounters } from "../transport/index.ts";
@@ -38,9 +42,22 @@ export interface NodeMetricsOptions {
   readonly electionTimeoutTicks: number;
   /** Labels of pgraft_node_info. */
   readonly info?: { readonly nodeId?: NodeId; readonly name?: string; readonly clusterId?: string; readonly version?: string };
+  /** The node's PostgreSQL side, when it has one (pgraft_postgres_* metrics). */
+  readonly postgres?: () => PostgresMetricsView | undefined;
   /** Also export prom-client's process_* and nodejs_* metrics. */
   readonly processMetrics?: boolean;
   readonly registry?: Registry;
+}
+
+/** What PostgresBridge reports: connection, how far pgraft.kv has caught up, fencing, totals. */
+export interface PostgresMetricsView {
+  readonly connected: boolean;
+  readonly appliedIndex: number | undefined;
+  readonly fenced: boolean | undefined;
+  readonly entriesApplied: number;
+  readonly fullCopies: number;
+  readonly applyErrors: number;
+  readonly connectionFailures: number;
 }
 
 export type ProposalOutcome = "accepted" | "rejected";
@@ -222,7 +239,14 @@ export class NodeMetrics {
       buckets: [...LATENCY_BUCKETS_SECONDS],
       registers: [registry],
     });
-    if (options.processMetrics === true) collectDefaultMetrics({ register: registry });
+    if (options.postgres !== undefined) this.#postgresMetrics(registry, options.postgres);
+    if (options.processMetrics === true) collectProcessMetrics(registry);
+    for (const metric of registry.getMetricsAsArray()) {
+      assert(
+        !metric.name.endsWith("_total") || String(metric.type) === "counter",
+        `NodeMetrics: ${metric.name} ends in _total but is a ${String(metric.type)}; Prometheus reserves _total for counters`,
+      );
+    }
   }
 
   get contentType(): string {
@@ -255,6 +279,37 @@ export class NodeMetrics {
     } finally {
       this.#scrape = undefined;
     }
+  }
+
+  #postgresMetrics(registry: Registry, view: () => PostgresMetricsView | undefined): void {
+    const gauge = (name: string, help: string, read: (postgres: PostgresMetricsView) => number | undefined): void => {
+      const metric: Gauge<string> = new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect: () => {
+          const postgres = view();
+          const value = postgres === undefined ? undefined : read(postgres);
+          if (value === undefined) metric.reset();
+          else metric.set(value);
+        },
+      });
+    };
+    gauge("pgraft_postgres_up", "1 while the node is connected to its PostgreSQL server, else 0", (postgres) => (postgres.connected ? 1 : 0));
+    gauge("pgraft_postgres_applied_index", "The Raft index pgraft.kv holds in this node's PostgreSQL (pgraft.applied)", (postgres) => postgres.appliedIndex);
+    gauge("pgraft_postgres_fenced", "1 while this node makes its PostgreSQL refuse writes (pgraft.fence_writes), 0 while it allows them", (postgres) =>
+      postgres.fenced === undefined ? undefined : postgres.fenced ? 1 : 0,
+    );
+    const total = (name: string, help: string, read: (postgres: PostgresMetricsView) => number): void => {
+      derivedCounter(registry, name, help, [], () => ({ status: undefined, transport: undefined }), () => {
+        const postgres = view();
+        return postgres === undefined ? undefined : [[{}, read(postgres)]];
+      });
+    };
+    total("pgraft_postgres_entries_applied_total", "Raft entries written into pgraft.kv", (postgres) => postgres.entriesApplied);
+    total("pgraft_postgres_full_copies_total", "Times the whole store was copied into pgraft.kv (after a snapshot, or a gap too long to replay)", (postgres) => postgres.fullCopies);
+    total("pgraft_postgres_apply_errors_total", "Apply transactions into pgraft.kv that failed (and were retried)", (postgres) => postgres.applyErrors);
+    total("pgraft_postgres_connection_failures_total", "Failed or lost connections to PostgreSQL", (postgres) => postgres.connectionFailures);
   }
 
   #takeScrape(): Scrape {
@@ -310,6 +365,19 @@ export class NodeMetrics {
       },
     });
   }
+}
+
+/**
+ * prom-client's default gauges whose names end in `_total` although they are not counters, which
+ * `promtool check metrics` refuses. Each repeats a gauge that stays, without the suffix and split by
+ * type: `sum(nodejs_active_handles)` is the number the dropped `nodejs_active_handles_total` gave.
+ */
+export const DROPPED_DEFAULT_METRICS: readonly string[] = ["nodejs_active_handles_total", "nodejs_active_requests_total", "nodejs_active_resources_total"];
+
+/** prom-client's process_* and nodejs_* metrics, less the misnamed gauges above. */
+function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+  for (const name of DROPPED_DEFAULT_METRICS) registry.removeSingleMetric(name);
 }
 
 /** The route for src/api's startHttpServer(): GET or HEAD /metrics. */

@@ -116,6 +116,8 @@ const READY_ROUNDS_MAX = 64;
 const PENDING_REQUESTS_MAX_DEFAULT = 50_000;
 const SNAPSHOT_INTERVAL_ENTRIES_DEFAULT = 10_000;
 const LOG_ENTRIES_MAX_DEFAULT = 10_000;
+/** Expired leases being revoked at once (etcd revokes at most 1000 a second). */
+const LEASE_REVOKES_INFLIGHT_MAX = 64;
 
 export class RaftNode {
   readonly id: NodeId;
@@ -140,6 +142,15 @@ export class RaftNode {
   #stopped = false;
   /** The term in the last hard state this node persisted. */
   #durableTerm: number;
+  /**
+   * When each lease expires, on this node's clock: kept only while this node leads. A lease gets its
+   * full TTL from the moment a leader first sees it (granted, or found on becoming leader: etcd's rule,
+   * so a failover never expires a lease early) and again at each keep-alive.
+   */
+  #leaseExpiryMs = new Map<number, number>();
+  /** Leases whose expiry (a revoke entry) is proposed and not yet settled. */
+  #leasesExpiring = new Set<number>();
+  #applyListeners: (() => void)[] = [];
 
   constructor(options: RaftNodeOptions) {
     assert(options.electionTimeoutMs % options.tickMs === 0, "election timeout must be a whole number of ticks");
@@ -204,6 +215,51 @@ export class RaftNode {
     this.raft.tick();
     this.#expireRequests();
     this.#processReady();
+    this.#expireLeases();
+  }
+
+  /**
+   * Calls `listener` after every batch of applied entries and after a snapshot replaced the store
+   * (watches read the new events from `store` then). Returns a function that removes it.
+   */
+  onApplied(listener: () => void): () => void {
+    this.#applyListeners.push(listener);
+    return () => {
+      this.#applyListeners = this.#applyListeners.filter((other) => other !== listener);
+    };
+  }
+
+  /** The shortest lease TTL granted, in seconds (etcd's: 1.5 election timeouts, rounded up). */
+  get leaseTtlMinSec(): number {
+    return Math.ceil((1.5 * this.#options.electionTimeoutMs) / 1000);
+  }
+
+  /**
+   * Renews a lease for its full TTL (etcd's LeaseKeepAlive). Leader only: a ReadIndex round confirms
+   * this node still leads before the renewal counts. Answers the TTL, or 0 when no such lease exists.
+   */
+  keepAlive(id: number, callback: (result: { ok: true; ttlSec: number } | { ok: false; error: PgraftError }) => void): void {
+    this.read("", (result) => {
+      if (!result.ok) return callback(result);
+      if (this.raft.role !== "leader") return callback({ ok: false, error: this.#refusal("keep a lease alive")! });
+      const lease = this.store.lease(id);
+      if (lease === undefined) return callback({ ok: true, ttlSec: 0 });
+      this.#leaseExpiryMs.set(id, this.#options.timers.nowMs() + lease.ttlSec * 1000);
+      callback({ ok: true, ttlSec: lease.ttlSec });
+    });
+  }
+
+  /**
+   * The seconds a lease has left on the leader's clock (etcd's LeaseTimeToLive: whole seconds, rounded
+   * down), or undefined when no such lease exists. Leader only: a follower refuses with NotLeaderError.
+   */
+  leaseRemainingSec(id: number): { ok: true; remainingSec: number | undefined } | { ok: false; error: PgraftError } {
+    const refusal = this.#refusal("read a lease's time to live");
+    if (refusal) return { ok: false, error: refusal };
+    const lease = this.store.lease(id);
+    if (lease === undefined) return { ok: true, remainingSec: undefined };
+    const expiryMs = this.#leaseExpiryMs.get(id) ?? this.#options.timers.nowMs() + lease.ttlSec * 1000;
+    return { ok: true, remainingSec: Math.max(0, Math.floor((expiryMs - this.#options.timers.nowMs()) / 1000)) };
   }
 
   status(): RaftStatus {
@@ -404,11 +460,39 @@ export class RaftNode {
       for (const entry of ready.committedEntries) this.#apply(entry);
       for (const readState of ready.readStates) this.#readRoundDone(readState.requestId, readState.index);
       if (ready.softState && ready.softState.role !== "leader") this.#lostLeadership();
+      if (ready.softState) this.#leaseExpiryMs.clear(); // a new leader starts every lease afresh
       if (ready.softState) this.#settleAdmin(this.#pendingTransfers, this.#appliedMembership, ready.softState.leaderId);
       this.raft.advance(ready);
       this.#serveReads();
       this.#maybeSnapshot();
+      if (ready.snapshot || ready.committedEntries.length > 0) for (const listener of this.#applyListeners) listener();
     }
+  }
+
+  /**
+   * The leader expires leases: each lease not yet timed gets its full TTL from now; each one past its
+   * expiry is revoked through the log (a `lease_revoke` entry), so every node deletes its keys at the
+   * same index. A revoke that fails (leadership lost, timeout) is retried while this node leads.
+   */
+  #expireLeases(): void {
+    if (this.#stopped || this.raft.role !== "leader") return;
+    const nowMs = this.#options.timers.nowMs();
+    const leases = this.store.leases();
+    if (leases.length === 0 && this.#leaseExpiryMs.size === 0) return;
+    const live = new Set<number>();
+    for (const lease of leases) {
+      live.add(lease.id);
+      const expiryMs = this.#leaseExpiryMs.get(lease.id);
+      if (expiryMs === undefined) {
+        this.#leaseExpiryMs.set(lease.id, nowMs + lease.ttlSec * 1000);
+        continue;
+      }
+      if (expiryMs > nowMs || this.#leasesExpiring.has(lease.id) || this.#leasesExpiring.size >= LEASE_REVOKES_INFLIGHT_MAX) continue;
+      this.#leasesExpiring.add(lease.id);
+      this.#options.logger?.(`lease ${lease.id} expired (TTL ${lease.ttlSec} s): revoking it`);
+      this.write({ op: "lease_revoke", id: lease.id, expired: true }, () => this.#leasesExpiring.delete(lease.id));
+    }
+    for (const id of this.#leaseExpiryMs.keys()) if (!live.has(id)) this.#leaseExpiryMs.delete(id);
   }
 
   #apply(entry: Entry): void {
@@ -506,6 +590,7 @@ export class RaftNode {
 
   /** Reads in flight can no longer be confirmed: they change nothing, so they fail definitely. */
   #lostLeadership(): void {
+    this.#leasesExpiring.clear();
     const error = this.#refusal("read") ?? new NoQuorumError("read");
     for (const reads of this.#readRounds.values()) for (const read of reads) read.callback({ ok: false, error });
     this.#readRounds.clear();

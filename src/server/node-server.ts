@@ -4,8 +4,13 @@
  * clients through the etcd-compatible HTTP API with the health endpoints beside it, and Prometheus
  * metrics on their own port when pgraft.metrics_enabled is on.
  */
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import type pg from "pg";
 import { ClientApi, ClusterApi, createHealthRoute, RaftNodeBackend, startHttpServer, type RunningHttpServer } from "../api/index.ts";
+import { createEtcdEndpoints, type EtcdEndpoints } from "../api/etcd-endpoints.ts";
+import { createGatewayCaller } from "../api/grpc-forward.ts";
+import { EtcdGrpcServer } from "../api/grpc-server.ts";
 import { formatHostAndPort, parseHostAndPort, type HostAndPort, type PgraftConfig } from "../config/index.ts";
 import { memberAddress } from "../core/membership.ts";
 import type { NodeId } from "../core/types.ts";
@@ -15,6 +20,10 @@ import { RealTimers } from "../node/real-timers.ts";
 import { FileDisk } from "../storage/file-disk.ts";
 import { RaftStorage } from "../storage/raft-storage.ts";
 import { TcpTransport } from "../transport/index.ts";
+import { PostgresBridge } from "../postgres/postgres-bridge.ts";
+import { createSqlCommandHandler } from "../postgres/sql-commands.ts";
+import { buildStatusRow } from "../postgres/status-row.ts";
+import { startWireServer, type RunningWireServer } from "../postgres/wire-server.ts";
 import type { PgraftLogger } from "./logger.ts";
 import { PACKAGE_VERSION } from "./version.ts";
 
@@ -24,7 +33,19 @@ const REQUEST_TIMEOUT_MS = 5_000;
 export interface NodeServerOptions {
   readonly config: PgraftConfig;
   readonly logger: PgraftLogger;
+  /** The node's PostgreSQL server; without it the node runs standalone (the etcd API only). */
+  readonly postgres?: NodePostgresOptions;
 }
+
+export interface NodePostgresOptions {
+  /** How to connect (as a superuser), for node-postgres; PG* environment variables fill the rest. */
+  readonly connection: pg.ClientConfig;
+  /** Fault injection for tests (PGRAFT_FAULT): see PostgresBridgeOptions.fault. */
+  readonly fault?: string;
+}
+
+/** The SQL functions' dblink connections may carry a 1 MiB value, base64 encoded in JSON. */
+const COMMAND_MESSAGE_BYTES_MAX = 2 * 1024 * 1024;
 
 /** The largest tick, at most 10 ms, that divides both timeouts (the core counts time in ticks). */
 export function tickMsFor(electionTimeoutMs: number, heartbeatIntervalMs: number): number {
@@ -48,11 +69,15 @@ export class NodeServer {
   readonly #logger: PgraftLogger;
   #client: RunningHttpServer | undefined;
   #metricsServer: RunningHttpServer | undefined;
+  #commandEndpoint: RunningWireServer | undefined;
+  #bridge: PostgresBridge | undefined;
+  readonly #postgres: NodePostgresOptions | undefined;
   #stopped = false;
 
   private constructor(options: NodeServerOptions, disk: FileDisk, storage: RaftStorage) {
     const { config, logger } = options;
     this.config = config;
+    this.#postgres = options.postgres;
     this.#disk = disk;
     this.#logger = logger;
     const members = config.initialCluster;
@@ -73,6 +98,14 @@ export class NodeServer {
       electionTimeoutTicks,
       info: { nodeId: config.nodeId, name: config.name, clusterId: config.clusterId, version: PACKAGE_VERSION },
       processMetrics: true,
+      postgres:
+        options.postgres === undefined
+          ? undefined
+          : () => {
+              const bridge = this.#bridge;
+              if (bridge === undefined) return undefined;
+              return { connected: bridge.state === "connected", appliedIndex: bridge.appliedIndex, fenced: bridge.fenced, ...bridge.counters };
+            },
     });
     let role: string | undefined;
     let leaderId: NodeId | undefined;
@@ -130,7 +163,9 @@ export class NodeServer {
           this.metrics.recordSnapshot("taken");
           logger.info(`snapshot taken at index ${snapshot.metadata.index}, log compacted through ${compactThrough}`);
         },
+        applied: (_, entry) => this.#bridge?.applied(entry.index, this.node.store.lastChanges),
         snapshotInstalled: (_, snapshot) => {
+          this.#bridge?.storeReplaced();
           this.metrics.recordSnapshot("installed");
           logger.info(`snapshot installed from the leader at index ${snapshot.metadata.index}`);
         },
@@ -225,11 +260,111 @@ export class NodeServer {
     return this.#metricsServer?.url;
   }
 
+  /** The PostgreSQL side, when the node has one. */
+  get postgres(): PostgresBridge | undefined {
+    return this.#bridge;
+  }
+
+  /** A member as the SQL errors name it: "n1 (node 1, peer 127.0.0.1:7001, client http://...)". */
+  describeMember(id: NodeId): string {
+    if (id === 0) return "unknown (no leader is known)";
+    const initial = this.config.initialCluster.find((member) => member.nodeId === id);
+    const configured = memberAddress(this.node.raft.membership, id);
+    const peer = configured ?? (initial ? formatHostAndPort(initial) : undefined);
+    const client = this.#clientUrlOf(id);
+    const where = [peer ? `peer ${peer}` : undefined, client ? `client ${client}` : undefined].filter((part) => part !== undefined).join(", ");
+    return `${initial?.name ?? `node${id}`} (node ${id}${where ? `, ${where}` : ""})`;
+  }
+
+  #clientUrlOf(id: NodeId): string | undefined {
+    const member = this.config.initialCluster.find((candidate) => candidate.nodeId === id);
+    const address = member ? this.config.clientUrls[member.name] : undefined;
+    return address ? `http://${address}` : undefined;
+  }
+
+  /** Starts the command endpoint for the SQL functions and the bridge to PostgreSQL. */
+  async #startPostgres(postgres: NodePostgresOptions): Promise<void> {
+    const config = this.config;
+    const logger = this.#logger;
+    const tickMs = tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs);
+    const password = randomBytes(24).toString("hex");
+    let bridge: PostgresBridge | undefined;
+    this.#commandEndpoint = await startWireServer({
+      host: "127.0.0.1",
+      port: 0,
+      password,
+      messageBytesMax: COMMAND_MESSAGE_BYTES_MAX,
+      logger: { warn: (line) => logger.warn(`command endpoint: ${line}`) },
+      onQuery: createSqlCommandHandler({
+        node: {
+          id: config.nodeId,
+          write: (write, callback) => this.node.write(write, callback),
+          changeMembership: (change, callback) => this.node.changeMembership(change, callback),
+          leaderId: () => this.node.raft.leaderId,
+        },
+        waitApplied: (index, timeoutMs) => bridge!.waitApplied(index, timeoutMs),
+        requestTimeoutMs: REQUEST_TIMEOUT_MS,
+        describeMember: (id) => this.describeMember(id),
+      }),
+    });
+    const members = config.initialCluster;
+    bridge = new PostgresBridge({
+      connection: { database: config.database, ...postgres.connection },
+      store: () => this.node.store,
+      status: () => {
+        if (this.#stopped) return undefined;
+        const status = this.node.status();
+        const transportPeers = new Map(this.transport.peers().map((peer) => [peer.nodeId, peer]));
+        return buildStatusRow({
+          status,
+          clusterId: config.clusterId,
+          name: config.name,
+          electionTimeoutTicks: config.electionTimeoutMs / tickMs,
+          tickMs,
+          memberName: (id) => members.find((member) => member.nodeId === id)?.name,
+          peerAddress: (id) => {
+            if (id === config.nodeId) return { host: config.listenHost, port: config.listenPort };
+            const configured = memberAddress(status.membership, id);
+            if (configured !== undefined) {
+              const parsed = parseHostAndPort(configured);
+              if (parsed.ok) return parsed.value;
+            }
+            return members.find((member) => member.nodeId === id);
+          },
+          clientUrl: (id) => (id === config.nodeId ? this.clientUrl : this.#clientUrlOf(id)),
+          connected: (id) => transportPeers.get(id)?.up ?? false,
+          tableApplied: bridge?.appliedIndex ?? 0,
+        });
+      },
+      writable: () => {
+        const status = this.node.status();
+        return status.role === "leader" && status.quorumActive;
+      },
+      heartbeatIntervalMs: config.heartbeatIntervalMs,
+      fenceWrites: config.fenceWrites,
+      packageVersion: PACKAGE_VERSION,
+      endpoint: { host: this.#commandEndpoint.host, port: this.#commandEndpoint.port, password },
+      logger: {
+        info: (line) => logger.info(`postgres: ${line}`),
+        warn: (line) => logger.warn(`postgres: ${line}`),
+        error: (line) => logger.error(`postgres: ${line}`),
+      },
+      fault: postgres.fault,
+    });
+    this.#bridge = bridge;
+    bridge.start();
+  }
+
+  #etcd: EtcdEndpoints | undefined;
+  #grpc: EtcdGrpcServer | undefined;
+
   async #startEndpoints(): Promise<void> {
     const config = this.config;
     const logger = this.#logger;
     const listen = await this.transport.start();
     logger.info(`listening for peers on ${listen.host}:${listen.port}`);
+    // The bridge must see every entry the node applies, from the first.
+    if (this.#postgres !== undefined) await this.#startPostgres(this.#postgres);
     this.node.start();
     const urlOf = (id: NodeId): string | undefined => {
       const member = config.initialCluster.find((candidate) => candidate.nodeId === id);
@@ -243,7 +378,9 @@ export class NodeServer {
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       observeWriteLatency: (seconds) => this.metrics.observeCommitLatency(seconds),
     });
-    const api = new ClientApi({ backend, peerClientUrls: urlOf, logger: apiLogger });
+    const etcd = createEtcdEndpoints({ node: this.node, backend, peerClientUrls: urlOf, logger: apiLogger, timers: new RealTimers() });
+    this.#etcd = etcd;
+    const api = new ClientApi({ backend, leases: backend, maintenance: backend, unimplementedLog: etcd.unimplementedLog, peerClientUrls: urlOf, logger: apiLogger });
     const clusterApi = new ClusterApi({
       backend: {
         membership: () => this.node.raft.membership,
@@ -263,9 +400,33 @@ export class NodeServer {
       memberName: (id) => config.initialCluster.find((member) => member.nodeId === id)?.name,
       electionTimeoutTicks: config.electionTimeoutMs / tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs),
       peerHealthUrls: urlOf,
+      postgres:
+        this.#postgres === undefined
+          ? undefined
+          : () => {
+              const bridge = this.#bridge;
+              return { state: bridge?.state ?? "connecting", applied_index: bridge?.appliedIndex ?? null, fenced: bridge?.fenced ?? null, last_error: bridge?.lastError ?? null };
+            },
     });
-    this.#client = await startHttpServer({ host: config.clientHost, port: config.clientPort, routes: [clusterApi.route, api.route, health], logger: apiLogger });
-    logger.info(`client API and health endpoints on ${this.#client.url}`);
+    // etcd's gRPC API shares the client port: connections opening with HTTP/2's preface go to it.
+    const grpc = new EtcdGrpcServer({
+      backends: { kv: backend, leases: backend, maintenance: backend },
+      watches: etcd.watches,
+      cluster: createGatewayCaller({ ownUrl: () => this.clientUrl, peerClientUrls: urlOf, fromMemberId: String(config.nodeId) }),
+      peerClientUrls: urlOf,
+      memberId: String(config.nodeId),
+      unimplementedLog: etcd.unimplementedLog,
+      logger: apiLogger,
+    });
+    this.#grpc = grpc;
+    this.#client = await startHttpServer({
+      host: config.clientHost,
+      port: config.clientPort,
+      routes: [etcd.streamRoute, clusterApi.route, api.route, health, etcd.versionRoute, etcd.unimplementedRoute],
+      logger: apiLogger,
+      http2Connections: (connection) => grpc.injectConnection(connection),
+    });
+    logger.info(`client API (etcd's JSON gateway and gRPC) and health endpoints on ${this.#client.url}`);
     if (config.metricsEnabled) {
       this.#metricsServer = await startHttpServer({ host: config.clientHost, port: config.metricsPort, routes: [createMetricsRoute(this.metrics)], logger: apiLogger });
       logger.info(`Prometheus metrics on ${this.#metricsServer.url}/metrics`);
@@ -277,7 +438,9 @@ export class NodeServer {
     if (this.#stopped) return;
     this.#stopped = true;
     this.node.stop();
-    await Promise.allSettled([this.transport.close(), this.#client?.close(), this.#metricsServer?.close()]);
+    this.#etcd?.close();
+    this.#grpc?.close();
+    await Promise.allSettled([this.transport.close(), this.#client?.close(), this.#metricsServer?.close(), this.#commandEndpoint?.close(), this.#bridge?.stop()]);
     this.#disk.close();
     this.#logger.info(`${this.config.name} stopped`);
   }

@@ -98,7 +98,7 @@ test("a stopped node answers 503 everywhere with state stopped", async (t) => {
     for (const path of [...ENDPOINTS, "/cluster"]) {
       const answer = await call(url, "GET", path);
       t.is(answer.status, 503, path);
-      t.deepEqual(answer.json, { state: "stopped" });
+      t.deepEqual(answer.json, { health: "false", state: "stopped" });
     }
   });
 });

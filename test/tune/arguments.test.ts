@@ -12,7 +12,7 @@ test("parseTuneArguments() defaults to profile verification", (t) => {
   const args = parseTuneArguments([]);
   t.is(args.mode, "profiles");
   t.is(args.seeds, 200);
-  t.is(args.outDirectory, "docs/tune");
+  t.is(args.outDirectory, undefined, "no --out: no report is written anywhere");
   t.false(args.json);
   t.is(args.nodeCount, 3);
   t.true(args.workers >= 1);
@@ -55,6 +55,8 @@ const refusals: [string[], RegExp][] = [
   [["--quick", "--long"], /Cannot use --quick and --long together/],
   [["--figure16", "--nodes", "3"], /the paper's experiment uses 5 servers/],
   [["--json", "--json"], /Flag --json was given twice/],
+  [["--json", "--out", ""], /Invalid value for --out: "" is not a directory/],
+  [["--out"], /Missing value for --out: give a directory/],
   [["--figure-16"], /Unknown flag "--figure-16"/],
   [["figure16"], /Unknown flag "figure16"/],
 ];

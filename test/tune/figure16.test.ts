@@ -106,7 +106,7 @@ test("the plan runs a tenth of the trials for 150-150 and the JSON has one line 
   // The reports render with empty cells (no trials) without throwing, and name every model.
   const terminal = figure16TerminalReport(outcome);
   for (const label of ["paper's setting", "LAN split", "PreVote on", "broadcast 15 ms"]) t.true(terminal.includes(label), label);
-  t.true(figure16Markdown(outcome, { wallMs: 1, trials: 10 }).includes("## Every split of the broadcast time"));
+  t.true(figure16Markdown(outcome, { run: { command: "npm run tune -- --figure16", wallMs: 1, workers: 1, machine: "a test" }, trials: 10 }).includes("## Every split of the broadcast time"));
 });
 
 test("the sweep covers every split of the broadcast time in its grid, with jitter a fifth of the delay", (t) => {

@@ -1,0 +1,443 @@
+/**
+ * The testcontainers provider: each node is a container of the locally built chaos image
+ * (chaos/containers/image.ts) running `pgraft start` (and, with `postgres`, the PostgreSQL server it
+ * supervises: `--pgdata /data/pgdata --pg-port P`), started through the `testcontainers` package.
+ *
+ * - Containers run in the host's network, each node on its own ports, so every connection (Raft,
+ *   PostgreSQL, the proxies, the checks) stays on 127.0.0.1, exactly as with the local provider.
+ * - A node's data lives in a host directory bind-mounted at /data (`<run>/nN`: raft/, pgdata/ and
+ *   node.log), so a killed container restarts from the data it kept, the log reads synchronously, and
+ *   the Raft files can be damaged for corrupt_disk.
+ * - A crash is `docker kill` (SIGKILL to the container): the node and its PostgreSQL die together, as
+ *   on a machine that loses power; `crashNode`'s `postgres` option changes nothing here. A restart is
+ *   `docker restart` of the same container (or a fresh container on the same data when the restart
+ *   adds settings, since a container's command is fixed). Pause is `docker pause` (the cgroup freezer).
+ * - Every container carries the labels pgraft-chaos=<run id> and the owner's pid and start time; the
+ *   run's directory and ports are in the run registry (run-registry.ts). `cleanStale()` removes the
+ *   containers and directories of runs whose owner is gone, so a run killed before its teardown is
+ *   cleaned up by the next one, and two live runs never touch each other's.
+ *
+ * The engine and the image are prepared on first use (`npm run chaos -- --setup` does it ahead, with
+ * progress lines); TESTCONTAINERS_RYUK_DISABLED is set, since the Ryuk image cannot be pulled.
+ */
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import type { StartedTestContainer } from "testcontainers";
+import { ensureDockerEngine, run } from "../containers/engine.ts";
+import { ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
+import { setupContainers } from "../containers/setup.ts";
+import { choosePorts } from "./ports.ts";
+import {
+  type ClusterProvider,
+  type CrashOptions,
+  type NodeEndpoints,
+  type NodeProcessState,
+  type NodeSpec,
+  type ProviderCapabilities,
+  type ProviderFactory,
+  type ProviderOptions,
+  type SqlResult,
+  type StaleCleanup,
+  providerNodeName,
+} from "./provider.ts";
+import { cleanStaleRuns, isSameProcessAlive, livePorts, processStartTime, RunRegistry } from "./run-registry.ts";
+
+const PROVIDER_NAME = "testcontainers";
+/** Nodes per run: scenario files allow 9, and add_node may introduce a few more. */
+export const CONTAINER_NODES_MAX = 16;
+export const LOG_TAIL_CHARS_DEFAULT = 4000;
+const SQL_TIMEOUT_MS_DEFAULT = 5000;
+/** docker kill, pause, start, rm: each is bounded. */
+const DOCKER_COMMAND_TIMEOUT_MS = 60_000;
+/** Creating a container copies the image's root under the vfs storage driver: allow it time. */
+const CONTAINER_START_TIMEOUT_MS = 120_000;
+/** The label every container of a chaos run carries; its value is the run id. */
+export const RUN_LABEL = "pgraft-chaos";
+const OWNER_PID_LABEL = "pgraft-chaos.owner-pid";
+const OWNER_START_LABEL = "pgraft-chaos.owner-start";
+/** Inside the container: the node's bind-mounted data directory and the shared secret. */
+const DATA_IN_CONTAINER = "/data";
+const SECRET_IN_CONTAINER = "/etc/pgraft/secret";
+
+export const CONTAINER_CAPABILITIES: ProviderCapabilities = {
+  crash: true,
+  restart: true,
+  pause: true,
+  postgres: true,
+  corruptData: true,
+  description: "containers of the local pgraft-chaos image (pgraft start and its PostgreSQL), host network on 127.0.0.1",
+};
+
+interface ContainerNode {
+  readonly endpoints: NodeEndpoints;
+  /** The host directory mounted at /data. */
+  readonly directory: string;
+  settings: string[] | undefined;
+  postgres: boolean;
+  container: StartedTestContainer | undefined;
+  state: NodeProcessState;
+}
+
+type Testcontainers = typeof import("testcontainers");
+
+export class TestcontainersProvider implements ClusterProvider {
+  readonly name = PROVIDER_NAME;
+  readonly capabilities = CONTAINER_CAPABILITIES;
+  /** The label value of this run's containers. */
+  readonly runId = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  readonly #options: ProviderOptions;
+  readonly #nodes = new Map<number, ContainerNode>();
+  #prepared: Promise<{ image: string; testcontainers: Testcontainers }> | undefined;
+  #registry: RunRegistry | undefined;
+  #runDirectory: string | undefined;
+  #secretFile: string | undefined;
+  #destroyed = false;
+
+  constructor(options: ProviderOptions) {
+    this.#options = options;
+  }
+
+  get runDirectory(): string | undefined {
+    return this.#runDirectory;
+  }
+
+  /** The image the nodes run (after the first reserveNode or cleanStale). */
+  async image(): Promise<string> {
+    return (await this.#prepare()).image;
+  }
+
+  async cleanStale(): Promise<StaleCleanup> {
+    await this.#prepare();
+    const { killed, removed } = cleanStaleRuns(PROVIDER_NAME);
+    const containers = await staleContainers();
+    if (containers.length > 0) {
+      await run("docker", ["rm", "--force", "--volumes", ...containers.map((container) => container.id)], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS * 2 });
+      killed.push(...containers.map((container) => `container ${container.name} (run ${container.run})`));
+    }
+    return { killed, removed };
+  }
+
+  async reserveNode(id: number): Promise<NodeEndpoints> {
+    this.#assertUsable();
+    if (!Number.isInteger(id) || id < 1 || id > CONTAINER_NODES_MAX) {
+      throw new Error(`Cannot reserve node ${id}: node ids run from 1 to ${CONTAINER_NODES_MAX} with the testcontainers provider`);
+    }
+    if (this.#nodes.has(id)) throw new Error(`Cannot reserve ${providerNodeName(id)}: it is reserved already`);
+    await this.#prepare();
+    const runDirectory = this.#ensureRunDirectory();
+    const [peerPort, clientPort, metricsPort, postgresPort] = await choosePorts(4, livePorts());
+    this.#registry!.addPorts([peerPort!, clientPort!, metricsPort!, postgresPort!]);
+    const name = providerNodeName(id);
+    const directory = join(runDirectory, name);
+    mkdirSync(directory, { mode: 0o755 });
+    chmodSync(directory, 0o755);
+    const host = "127.0.0.1";
+    const endpoints: NodeEndpoints = {
+      id,
+      name,
+      host,
+      peerPort: peerPort!,
+      clientPort: clientPort!,
+      clientUrl: `http://${host}:${clientPort}`,
+      metricsPort: metricsPort!,
+      metricsUrl: `http://${host}:${metricsPort}/metrics`,
+      postgresPort: postgresPort!,
+      postgresUrl: undefined,
+    };
+    this.#nodes.set(id, { endpoints, directory, settings: undefined, postgres: false, container: undefined, state: "reserved" });
+    return endpoints;
+  }
+
+  endpoints(id: number): NodeEndpoints {
+    const node = this.#node(id);
+    return node.postgres ? { ...node.endpoints, postgresUrl: `postgresql://postgres@${node.endpoints.host}:${node.endpoints.postgresPort}/postgres` } : node.endpoints;
+  }
+
+  async startNode(spec: NodeSpec): Promise<void> {
+    this.#assertUsable();
+    const node = this.#node(spec.id);
+    if (node.state !== "reserved") throw new Error(`Cannot start ${node.endpoints.name}: it was started before (it is ${node.state}); use restartNode`);
+    node.settings = [...spec.settings];
+    node.postgres = spec.postgres;
+    await this.#createContainer(node);
+  }
+
+  async crashNode(id: number, _options: CrashOptions = {}): Promise<void> {
+    const node = this.#node(id);
+    if (node.container === undefined || node.state === "crashed" || node.state === "exited") {
+      node.state = node.state === "reserved" ? "reserved" : "crashed";
+      return;
+    }
+    const containerId = node.container.getId();
+    // A paused container cannot be killed by the engine 20.10: thaw it first.
+    if (node.state === "paused") await run("docker", ["unpause", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS }).catch(() => undefined);
+    try {
+      await run("docker", ["kill", "--signal", "KILL", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+    } catch (error) {
+      // The container may have exited by itself just now: that is a crash too.
+      if (await containerRunning(containerId)) throw new Error(`Cannot crash ${node.endpoints.name}: ${(error as Error).message}; check the engine with \`docker ps\``);
+    }
+    node.state = "crashed";
+  }
+
+  async restartNode(id: number, extraSettings: readonly string[] = []): Promise<void> {
+    this.#assertUsable();
+    const node = this.#node(id);
+    if (node.state === "reserved") throw new Error(`Cannot restart ${node.endpoints.name}: it was never started; use startNode`);
+    if (node.state === "running" || node.state === "paused") {
+      if (await containerRunning(node.container!.getId())) return;
+    }
+    if (extraSettings.length === 0 && node.container !== undefined) {
+      try {
+        await node.container.restart({ timeout: 0 });
+        node.state = "running";
+        return;
+      } catch (error) {
+        this.#options.note?.(`${node.endpoints.name}: docker restart failed (${(error as Error).message}); starting a fresh container on the same data`);
+      }
+    }
+    // A container's command is fixed: new settings need a new container on the same data directory.
+    node.settings = [...node.settings!, ...extraSettings];
+    if (node.container !== undefined) await run("docker", ["rm", "--force", "--volumes", node.container.getId()], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+    node.container = undefined;
+    await this.#createContainer(node);
+  }
+
+  async pauseNode(id: number): Promise<void> {
+    const node = this.#node(id);
+    if (node.state !== "running") throw new Error(`Cannot pause ${node.endpoints.name}: it is ${node.state}, not running`);
+    await run("docker", ["pause", node.container!.getId()], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+    node.state = "paused";
+  }
+
+  async resumeNode(id: number): Promise<void> {
+    const node = this.#node(id);
+    if (node.state !== "paused") return;
+    await run("docker", ["unpause", node.container!.getId()], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+    node.state = "running";
+  }
+
+  async corruptNodeData(id: number): Promise<void> {
+    const node = this.#node(id);
+    if (node.state === "running" || node.state === "paused") {
+      throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: the node is ${node.state}; crash it first`);
+    }
+    const raftDirectory = join(node.directory, "raft");
+    const files = listFiles(raftDirectory).filter((file) => statSync(file).size > 0);
+    if (files.length === 0) throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: ${raftDirectory} holds no data yet`);
+    flipMiddleByte(files.sort()[0]!);
+  }
+
+  nodeState(id: number): NodeProcessState {
+    return this.#node(id).state;
+  }
+
+  async sql(id: number, text: string, params: readonly unknown[] = [], timeoutMs = SQL_TIMEOUT_MS_DEFAULT): Promise<SqlResult> {
+    const node = this.#node(id);
+    if (!node.postgres) throw new Error(`Cannot run SQL on ${node.endpoints.name}: it runs without PostgreSQL; start it with postgres: true`);
+    // The container shares the host's network: its PostgreSQL listens on 127.0.0.1 like a local one.
+    const client = new pg.Client({
+      connectionString: this.endpoints(id).postgresUrl,
+      connectionTimeoutMillis: timeoutMs,
+      statement_timeout: timeoutMs,
+      query_timeout: timeoutMs,
+    });
+    client.on("error", () => undefined);
+    try {
+      await client.connect();
+      const result = await client.query(text, [...params]);
+      return { rows: result.rows as Record<string, unknown>[] };
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  logTail(id: number, chars = LOG_TAIL_CHARS_DEFAULT): string {
+    return readTail(join(this.#node(id).directory, "node.log"), chars);
+  }
+
+  async destroy(): Promise<void> {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    const ids = this.#containerIds();
+    // One `docker rm --force` for all: it kills (also paused containers) and removes each.
+    if (ids.length > 0) await run("docker", ["rm", "--force", "--volumes", ...ids], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS * 2 }).catch((error: Error) => this.#options.note?.(`testcontainers: ${error.message}`));
+    for (const node of this.#nodes.values()) node.state = "exited";
+    if (this.#runDirectory !== undefined) rmSync(this.#runDirectory, { recursive: true, force: true });
+    this.#registry?.remove();
+  }
+
+  /** Synchronous teardown for exit handlers: `docker rm --force` runs to completion before we return. */
+  destroyNow(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    const ids = this.#containerIds();
+    try {
+      if (ids.length > 0) execFileSync("docker", ["rm", "--force", "--volumes", ...ids], { stdio: "ignore", timeout: DOCKER_COMMAND_TIMEOUT_MS * 2 });
+    } catch {
+      // The next run's cleanStale() removes what is left (the containers carry the run label).
+    }
+    if (this.#runDirectory !== undefined) rmSync(this.#runDirectory, { recursive: true, force: true });
+    this.#registry?.remove();
+  }
+
+  #containerIds(): string[] {
+    return [...this.#nodes.values()].flatMap((node) => (node.container === undefined ? [] : [node.container.getId()]));
+  }
+
+  async #createContainer(node: ContainerNode): Promise<void> {
+    const { image, testcontainers } = await this.#prepare();
+    const endpoints = node.endpoints;
+    const data = DATA_IN_CONTAINER;
+    const settings = [
+      ...node.settings!,
+      `pgraft.listen_address=${endpoints.host}:${endpoints.peerPort}`,
+      `pgraft.client_address=${endpoints.host}:${endpoints.clientPort}`,
+      `pgraft.data_dir=${data}/raft`,
+      `pgraft.auth_secret_file=${SECRET_IN_CONTAINER}`,
+      "pgraft.metrics_enabled=on",
+      `pgraft.metrics_port=${endpoints.metricsPort}`,
+    ];
+    const postgresArguments = node.postgres ? ["--pgdata", `${data}/pgdata`, "--pg-port", String(endpoints.postgresPort)] : [];
+    // The shell only redirects: exec makes node the container's first process, so docker kill and
+    // docker stop reach it directly, and its log lands in the bind-mounted directory.
+    const command = ["/bin/sh", "-c", `exec "$@" >>${data}/node.log 2>&1`, "sh", NODE_IN_IMAGE, `${PROJECT_DIRECTORY_IN_IMAGE}/bin/pgraft.js`, "start", ...postgresArguments, ...settings];
+    const container = new testcontainers.GenericContainer(image)
+      .withName(`pgraft-chaos-${this.runId}-${endpoints.name}`)
+      .withLabels({ [RUN_LABEL]: this.runId, [OWNER_PID_LABEL]: String(process.pid), [OWNER_START_LABEL]: String(processStartTime(process.pid) ?? "") })
+      .withNetworkMode("host")
+      .withBindMounts([
+        { source: node.directory, target: data, mode: "rw" },
+        { source: this.#secretFile!, target: SECRET_IN_CONTAINER, mode: "ro" },
+      ])
+      .withWorkingDir(PROJECT_DIRECTORY_IN_IMAGE)
+      .withEnvironment({ PGRAFT_LOG_LEVEL: process.env.PGRAFT_LOG_LEVEL ?? "info" })
+      .withCommand(command)
+      .withStartupTimeout(CONTAINER_START_TIMEOUT_MS);
+    try {
+      node.container = await container.start();
+    } catch (error) {
+      throw new Error(`Cannot start ${endpoints.name} in a container of ${image}: ${(error as Error).message}; the node's log:\n${this.logTail(node.endpoints.id)}`);
+    }
+    node.state = "running";
+  }
+
+  /** Once per provider: the engine (started if needed), the image (built if needed), testcontainers. */
+  #prepare(): Promise<{ image: string; testcontainers: Testcontainers }> {
+    this.#prepared ??= (async () => {
+      // Must be set before testcontainers first talks to the engine: Ryuk's image cannot be pulled.
+      process.env.TESTCONTAINERS_RYUK_DISABLED ??= "true";
+      const note = this.#options.note ?? ((line: string) => process.stderr.write(`${line}\n`));
+      await ensureDockerEngine({ progress: note });
+      const image = await ensureChaosImage({ progress: note, projectRoot: this.#options.projectRoot });
+      const testcontainers = await import("testcontainers");
+      return { image: image.name, testcontainers };
+    })();
+    return this.#prepared;
+  }
+
+  #ensureRunDirectory(): string {
+    if (this.#runDirectory !== undefined) return this.#runDirectory;
+    this.#registry = new RunRegistry(PROVIDER_NAME);
+    const label = (this.#options.label ?? "run").replace(/[^a-z0-9-]/gi, "-").slice(0, 40);
+    const directory = mkdtempSync(join(tmpdir(), `pgraft-chaos-containers-${label}-`));
+    this.#registry.addDirectory(directory);
+    chmodSync(directory, 0o755);
+    this.#runDirectory = directory;
+    this.#secretFile = join(directory, "secret");
+    writeFileSync(this.#secretFile, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+    return directory;
+  }
+
+  #node(id: number): ContainerNode {
+    const node = this.#nodes.get(id);
+    if (node === undefined) throw new Error(`Cannot act on ${providerNodeName(id)}: it was never reserved; call reserveNode(${id}) first`);
+    return node;
+  }
+
+  #assertUsable(): void {
+    if (this.#destroyed) throw new Error("Cannot use the testcontainers provider: it was destroyed; create a new one");
+  }
+}
+
+interface LabelledContainer {
+  readonly id: string;
+  readonly name: string;
+  readonly run: string;
+}
+
+/** Containers of chaos runs whose owner process is gone (a run killed before its teardown). */
+async function staleContainers(): Promise<LabelledContainer[]> {
+  const format = `{{.ID}}\t{{.Names}}\t{{.Label "${RUN_LABEL}"}}\t{{.Label "${OWNER_PID_LABEL}"}}\t{{.Label "${OWNER_START_LABEL}"}}`;
+  const listed = await run("docker", ["ps", "--all", "--filter", `label=${RUN_LABEL}`, "--format", format], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+  const stale: LabelledContainer[] = [];
+  for (const line of listed.split("\n")) {
+    if (line.trim() === "") continue;
+    const [id, name, runId, ownerPid, ownerStart] = line.split("\t");
+    const pid = Number(ownerPid);
+    const startTime = ownerStart === undefined || ownerStart === "" ? undefined : Number(ownerStart);
+    if (Number.isInteger(pid) && pid > 0 && isSameProcessAlive(pid, startTime)) continue;
+    stale.push({ id: id!, name: name ?? id!, run: runId ?? "?" });
+  }
+  return stale;
+}
+
+async function containerRunning(containerId: string): Promise<boolean> {
+  try {
+    return (await run("docker", ["inspect", "--format", "{{.State.Running}}", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS })).trim() === "true";
+  } catch {
+    return false;
+  }
+}
+
+function readTail(file: string, chars: number): string {
+  try {
+    const fd = openSync(file, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const length = Math.min(size, chars);
+      const buffer = Buffer.alloc(length);
+      readSync(fd, buffer, 0, length, size - length);
+      return buffer.toString("utf8");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
+}
+
+function flipMiddleByte(file: string): void {
+  const fd = openSync(file, "r+");
+  try {
+    const offset = Math.floor(fstatSync(fd).size / 2);
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    byte[0] = byte[0]! ^ 0xff;
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function listFiles(directory: string): string[] {
+  if (!existsSync(directory)) return [];
+  const files: string[] = [];
+  for (const name of readdirSync(directory)) {
+    const path = join(directory, name);
+    if (statSync(path).isDirectory()) files.push(...listFiles(path));
+    else files.push(path);
+  }
+  return files;
+}
+
+export const createProvider: ProviderFactory = (options) => new TestcontainersProvider(options);
+
+/** `npm run chaos -- --setup --provider testcontainers`: the engine and the image, with progress lines. */
+export async function setup(options: { readonly projectRoot: string; readonly note: (line: string) => void }): Promise<void> {
+  await setupContainers(options.note, options.projectRoot);
+}

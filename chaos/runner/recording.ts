@@ -1,0 +1,66 @@
+/**
+ * The fault timeline a chaos run really performed, written as JSON so that `npm run sim -- --replay
+ * FILE` can run the same steps at the same times in the simulator (sim/replay.ts).
+ *
+ * Times are milliseconds from the run's start (when every node first answered /health), measured with
+ * a monotonic clock. Each entry is one step as it happened: its file line, the verb, the nodes its
+ * selectors resolved to, what the provider and the proxies did, how long it took and whether it worked,
+ * and how many draws the Toxiproxy server had made by then (in-process server only; its seed is in the
+ * header), so the server's fault decisions can be reproduced.
+ */
+import { writeFileSync } from "node:fs";
+
+export const RECORDING_FORMAT = "pgraft-chaos-timeline/1";
+/** Entries kept: a scenario repeating a step every 10 ms for an hour stays below this. */
+export const RECORDING_ENTRIES_MAX = 100_000;
+
+export interface RecordedStep {
+  /** When the step started, ms from the run's start. */
+  readonly atMs: number;
+  /** When the file said it should run. */
+  readonly plannedAtMs: number;
+  readonly line: number;
+  readonly verb: string;
+  readonly description: string;
+  /** The nodes the step acted on (crash, restart, pause, resume, isolate, corrupt_disk...). */
+  readonly nodes?: readonly number[];
+  /** partition: the groups; cut/hold/release/link: from and to. */
+  readonly groups?: readonly (readonly number[])[];
+  readonly from?: readonly number[];
+  readonly to?: readonly number[];
+  /** link: the conditions as the file gave them (fields left out keep the baseline). */
+  readonly conditions?: Record<string, unknown>;
+  readonly bothWays?: boolean;
+  /** add_node / remove_node / transfer_leadership: the node and the node asked. */
+  readonly node?: number;
+  readonly via?: number;
+  readonly id?: string;
+  readonly bind?: string;
+  /** What was done: provider calls and proxy changes, one short line each. */
+  readonly actions: readonly string[];
+  readonly outcome: "ok" | "failed";
+  readonly error?: string;
+  readonly tookMs: number;
+  /** The Toxiproxy server's draw count after the step (in-process server only). */
+  readonly toxiproxyDraws?: number;
+}
+
+export interface Recording {
+  readonly format: typeof RECORDING_FORMAT;
+  readonly scenario: { readonly name: string; readonly file: string; readonly text: string };
+  readonly seed: number;
+  readonly provider: string;
+  readonly postgres: boolean;
+  readonly toxiproxy: { readonly url: string; readonly inProcess: boolean; readonly seed: number | null; readonly drawsAtEnd: number | null };
+  readonly startedAt: string;
+  readonly steps: RecordedStep[];
+  /** Every node's state changes and the leaders seen, as short lines with times (bounded). */
+  readonly events: { readonly atMs: number; readonly what: string }[];
+  /** The end of each node's log (pgraft start's stderr), taken before teardown. */
+  readonly logTails: Record<string, string>;
+  result?: { readonly status: string; readonly reasons: readonly string[] };
+}
+
+export function writeRecording(file: string, recording: Recording): void {
+  writeFileSync(file, `${JSON.stringify(recording, null, 1)}\n`);
+}

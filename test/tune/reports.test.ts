@@ -1,0 +1,94 @@
+/**
+ * `npm run tune` writes its reports only where --out says. A run without --out prints its tables and
+ * writes no file, neither into the docs/tune of the directory it runs in nor into the repository's
+ * committed docs/tune; with --out the reports land there and say how they were made (the command, the
+ * wall time, the workers and the machine). The end-to-end cases run the real command on a tiny
+ * configuration (one failover trial per candidate, one worker: a few seconds).
+ */
+import test from "ava";
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { promisify } from "node:util";
+import { COMMITTED_REPORTS_DIRECTORY, describeMachine, notWrittenNote, runDetails, tuneCommand, writeReports } from "../../sim/tune/reports.ts";
+
+const run = promisify(execFile);
+const ROOT = resolve(import.meta.dirname, "../..");
+const TSX = join(ROOT, "node_modules/tsx/dist/cli.mjs");
+const CLI = join(ROOT, "sim/tune/cli.ts");
+const TINY = ["--rtt", "35ms", "--jitter", "10ms", "--quick", "--seeds", "1", "--workers", "1"];
+
+/** Every file under `directory` with its size and modification time, relative to it. */
+function listing(directory: string): string[] {
+  if (!existsSync(directory)) return [];
+  const entries: string[] = [];
+  const walk = (path: string): void => {
+    for (const name of readdirSync(path)) {
+      const child = join(path, name);
+      const stat = statSync(child);
+      if (stat.isDirectory()) walk(child);
+      else entries.push(`${relative(directory, child)} ${stat.size} ${stat.mtimeMs}`);
+    }
+  };
+  walk(directory);
+  return entries.sort();
+}
+
+function scratch(t: { teardown: (fn: () => void) => void }): string {
+  const directory = mkdtempSync(join(tmpdir(), "pgraft-tune-"));
+  t.teardown(() => rmSync(directory, { recursive: true, force: true }));
+  return directory;
+}
+
+test("writeReports() writes nothing without a directory, and every file into one", (t) => {
+  const directory = scratch(t);
+  const files = new Map([
+    ["a.md", "# A\n"],
+    ["b.svg", "<svg/>"],
+  ]);
+  t.deepEqual(writeReports(undefined, files), []);
+  t.deepEqual(readdirSync(directory), []);
+  const out = join(directory, "nested", "out");
+  t.deepEqual(writeReports(out, files), [join(out, "a.md"), join(out, "b.svg")]);
+  t.is(readFileSync(join(out, "a.md"), "utf8"), "# A\n");
+  t.is(readFileSync(join(out, "b.svg"), "utf8"), "<svg/>");
+});
+
+test("the note of a run without --out names the files it did not write and how to write them", (t) => {
+  const note = notWrittenNote(new Map([["profiles.md", ""]]));
+  t.regex(note, /No report written \(profiles\.md\): add --out DIR/);
+  t.true(note.includes(`--out ${COMMITTED_REPORTS_DIRECTORY}`));
+});
+
+test("tuneCommand() and runDetails() say how a report was made", (t) => {
+  t.is(tuneCommand([]), "npm run tune");
+  t.is(tuneCommand(["--figure16", "--out", "docs/tune"]), "npm run tune -- --figure16 --out docs/tune");
+  t.is(tuneCommand(["--out", "my reports"]), "npm run tune -- --out 'my reports'");
+  const details = runDetails({ command: "npm run tune", wallMs: 59_800, workers: 2, machine: "2 cores (a CPU), linux x64, Node v20.0.0" });
+  t.is(details, "59.8 s of wall time with 2 workers on 2 cores (a CPU), linux x64, Node v20.0.0");
+  t.regex(describeMachine(), /^\d+ cores? .*Node v\d+/);
+});
+
+test.serial("a run without --out prints its table and writes nothing, neither into ./docs/tune nor into the committed docs/tune", async (t) => {
+  const cwd = scratch(t);
+  mkdirSync(join(cwd, "docs", "tune"), { recursive: true });
+  const committedBefore = listing(join(ROOT, COMMITTED_REPORTS_DIRECTORY));
+  t.true(committedBefore.length > 0, "the repository has committed reports to protect");
+  const { stdout, stderr } = await run(process.execPath, [TSX, CLI, ...TINY], { cwd, timeout: 120_000 });
+  t.regex(stdout, /35 ms/, "the table reaches the terminal");
+  t.regex(stderr, /No report written \(recommendation\.md, recommendation-failover\.svg\): add --out DIR/);
+  t.deepEqual(listing(cwd), [], "nothing was written into the working directory");
+  t.deepEqual(listing(join(ROOT, COMMITTED_REPORTS_DIRECTORY)), committedBefore, "the committed reports are untouched");
+});
+
+test.serial("a run with --out writes its report and chart there, saying the command and the machine", async (t) => {
+  const cwd = scratch(t);
+  const out = join(cwd, "reports");
+  const { stderr } = await run(process.execPath, [TSX, CLI, ...TINY, "--out", out], { cwd, timeout: 120_000 });
+  t.regex(stderr, /Wrote .*recommendation\.md/);
+  t.deepEqual(readdirSync(out).sort(), ["recommendation-failover.svg", "recommendation.md"]);
+  const report = readFileSync(join(out, "recommendation.md"), "utf8");
+  t.true(report.includes(`Generated by \`npm run tune -- ${[...TINY, "--out", out].join(" ")}\``), report.slice(0, 400));
+  t.regex(report, /of wall time with 1 worker on \d+ cores? /);
+});
