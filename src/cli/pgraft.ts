@@ -116,6 +116,16 @@ async function start(argv: readonly string[]): Promise<number> {
   const logger = createLogger({ name: config.name, level: process.env.PGRAFT_LOG_LEVEL ?? "info" });
   let supervisor: PostgresSupervisor | undefined;
   let server: NodeServer;
+  // Handlers first: a SIGTERM that arrives while PostgreSQL or the node is still starting must stop
+  // what was started (a default SIGTERM would kill this process and leave the postmaster running).
+  let stopSignal: string | undefined;
+  let onStopSignal: ((signal: string) => void) | undefined;
+  const signalled = (signal: string): void => {
+    stopSignal ??= signal;
+    onStopSignal?.(signal);
+  };
+  process.once("SIGTERM", () => signalled("SIGTERM"));
+  process.once("SIGINT", () => signalled("SIGINT"));
   try {
     if (pgdata !== undefined) {
       const port = parsed.pgPort ?? portOfPostgresqlConf(join(pgdata, "postgresql.conf")) ?? 5432;
@@ -152,8 +162,8 @@ async function start(argv: readonly string[]): Promise<number> {
         .catch((error: unknown) => logger.error(`while stopping: ${error instanceof Error ? error.message : String(error)}`))
         .then(resolve);
     };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
+    if (stopSignal !== undefined) shutdown(stopSignal);
+    else onStopSignal = shutdown;
   });
   return 0;
 }
