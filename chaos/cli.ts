@@ -11,12 +11,12 @@
  * file that is simulator-only). Ctrl-C tears down the run in progress (processes, proxies, directories)
  * and exits 130.
  */
-import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomInt } from "node:crypto";
-import { loadScenarioFile, ScenarioError, type Scenario } from "../sim/scenario/index.ts";
+import { loadScenarioPath, type Scenario } from "../sim/scenario/index.ts";
 import { loadProvider } from "./providers/registry.ts";
 import type { ClusterProvider } from "./providers/provider.ts";
 import { ChaosUsageError, parseChaosArguments, type ChaosArguments } from "./runner/arguments.ts";
@@ -134,19 +134,7 @@ async function main(): Promise<void> {
 
 /** The scenario file, or every *.yaml in a folder, each checked; a malformed one ends the command (exit 2). */
 function loadScenarios(path: string): Scenario[] {
-  const isDirectory = existsSync(path) && statSync(path).isDirectory();
-  const files = isDirectory ? readdirSync(path).filter((name) => name.endsWith(".yaml")).sort().map((name) => join(path, name)) : [path];
-  const scenarios: Scenario[] = [];
-  const problems: string[] = [];
-  for (const file of files) {
-    try {
-      scenarios.push(loadScenarioFile(file));
-    } catch (error) {
-      if (!(error instanceof ScenarioError)) throw error;
-      problems.push(error.message);
-    }
-  }
-  if (files.length === 0) problems.push(`Cannot run the scenarios in ${path}: the folder has no .yaml files`);
+  const { scenarios, problems } = loadScenarioPath(path);
   if (problems.length > 0) {
     process.stderr.write(`${problems.join("\n")}\n`);
     process.exit(EXIT_USAGE);

@@ -16,14 +16,13 @@
  * a liveness failure, 4 a correctness failure (safety, linearizability, or a failed expectation), 5 the
  * simulator itself crashed or the cluster lacks what the scenario needs.
  */
-import { existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { writeFileSync } from "node:fs";
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { runSeed, type RunResult } from "./run.ts";
 import { parseSimArguments, SimUsageError, type SimArguments } from "./arguments.ts";
 import { renderTrace } from "./render.ts";
-import { loadScenarioFile, runScenario, ScenarioError, type Scenario } from "./scenario/index.ts";
+import { loadScenarioPath, runScenario, ScenarioError, type Scenario } from "./scenario/index.ts";
 import { describeSize, ShrinkError, shrinkScenario, swarmScenario } from "./shrink.ts";
 import type { WorkerOptions } from "./worker.ts";
 import { ReplayError, replayScenario } from "./replay.ts";
@@ -139,20 +138,7 @@ function loadReplay(file: string): Scenario[] {
 /** The scenario file, or every *.yaml in a folder, each checked; a malformed one ends the command (exit 2). */
 function loadScenarios(path: string | undefined): Scenario[] {
   if (path === undefined) return [];
-  const files = existsSync(path) && statSync(path).isDirectory()
-    ? readdirSync(path).filter((name) => name.endsWith(".yaml")).sort().map((name) => join(path, name))
-    : [path];
-  const scenarios: Scenario[] = [];
-  const problems: string[] = [];
-  for (const file of files) {
-    try {
-      scenarios.push(loadScenarioFile(file));
-    } catch (error) {
-      if (!(error instanceof ScenarioError)) throw error;
-      problems.push(error.message);
-    }
-  }
-  if (files.length === 0) problems.push(`Cannot run the scenarios in ${path}: the folder has no .yaml files`);
+  const { scenarios, problems } = loadScenarioPath(path);
   if (problems.length > 0) {
     process.stderr.write(`${problems.join("\n")}\n`);
     process.exit(2);

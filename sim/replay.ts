@@ -15,19 +15,28 @@ import { parseScenario, ScenarioError, writeScenario, type Action, type NodeSele
 
 export const RECORDING_FORMAT = "pgraft-chaos-timeline/1";
 
-/** The parts of a recording the replay reads (chaos/runner/recording.ts writes them). */
-interface RecordedStepJson {
+/**
+ * One recorded step: the parts the replay reads. The chaos runner's recording (chaos/runner/recording.ts)
+ * writes this shape and adds what only a person reads (actions, durations, Toxiproxy draws).
+ */
+export interface RecordedStepJson {
+  /** When the step started, ms from the run's start. */
   readonly atMs: number;
+  /** When the file said it should run. */
   readonly plannedAtMs: number;
   readonly line: number;
   readonly verb: string;
   readonly description: string;
+  /** The nodes the step acted on (crash, restart, pause, resume, isolate, corrupt_disk...). */
   readonly nodes?: readonly number[];
+  /** partition: the groups; cut/hold/release/link: from and to. */
   readonly groups?: readonly (readonly number[])[];
   readonly from?: readonly number[];
   readonly to?: readonly number[];
+  /** link: the conditions as the file gave them (fields left out keep the baseline). */
   readonly conditions?: Record<string, unknown>;
   readonly bothWays?: boolean;
+  /** add_node / remove_node / transfer_leadership: the node and the node asked. */
   readonly node?: number;
   readonly via?: number;
   readonly id?: string;

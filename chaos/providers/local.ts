@@ -15,14 +15,14 @@
  *   so a run killed before its teardown is cleaned up by the next run's `cleanStale()`.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync, fstatSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { childProcessIds } from "../../src/postgres/data-directory.ts";
 import { initdb, SMALL_SERVER_SETTINGS } from "../../src/postgres/supervisor.ts";
 import { nodeLauncher, type NodeLauncher } from "../runner/node-bundle.ts";
+import { corruptRaftData, readTail, runSql } from "./node-data.ts";
 import { choosePorts } from "./ports.ts";
 import {
   type ClusterProvider,
@@ -203,20 +203,7 @@ export class LocalProvider implements ClusterProvider {
     if (node.state === "running" || node.state === "paused") {
       throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: the node is ${node.state}; crash it first`);
     }
-    const files = listFiles(join(node.directory, "raft")).filter((file) => statSync(file).size > 0);
-    if (files.length === 0) throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: ${join(node.directory, "raft")} holds no data yet`);
-    const file = files.sort()[0]!;
-    const fd = openSync(file, "r+");
-    try {
-      const size = fstatSync(fd).size;
-      const offset = Math.floor(size / 2);
-      const byte = Buffer.alloc(1);
-      readSync(fd, byte, 0, 1, offset);
-      byte[0] = byte[0]! ^ 0xff;
-      writeSync(fd, byte, 0, 1, offset);
-    } finally {
-      closeSync(fd);
-    }
+    corruptRaftData(join(node.directory, "raft"), node.endpoints.name);
   }
 
   nodeState(id: number): NodeProcessState {
@@ -226,38 +213,11 @@ export class LocalProvider implements ClusterProvider {
   async sql(id: number, text: string, params: readonly unknown[] = [], timeoutMs = SQL_TIMEOUT_MS_DEFAULT): Promise<SqlResult> {
     const node = this.#node(id);
     if (!node.postgres) throw new Error(`Cannot run SQL on ${node.endpoints.name}: it runs without PostgreSQL; start it with postgres: true`);
-    const client = new pg.Client({
-      connectionString: this.endpoints(id).postgresUrl,
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: timeoutMs,
-      query_timeout: timeoutMs,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      const result = await client.query(text, [...params]);
-      return { rows: result.rows as Record<string, unknown>[] };
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    return runSql(this.endpoints(id).postgresUrl!, text, params, timeoutMs);
   }
 
   logTail(id: number, chars = LOG_TAIL_CHARS_DEFAULT): string {
-    const node = this.#node(id);
-    try {
-      const fd = openSync(node.logFile, "r");
-      try {
-        const size = fstatSync(fd).size;
-        const length = Math.min(size, chars);
-        const buffer = Buffer.alloc(length);
-        readSync(fd, buffer, 0, length, size - length);
-        return buffer.toString("utf8");
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      return "";
-    }
+    return readTail(this.#node(id).logFile, chars);
   }
 
   async destroy(): Promise<void> {
@@ -427,17 +387,6 @@ export class LocalProvider implements ClusterProvider {
   #assertUsable(): void {
     if (this.#destroyed) throw new Error("Cannot use the local provider: it was destroyed; create a new one");
   }
-}
-
-function listFiles(directory: string): string[] {
-  if (!existsSync(directory)) return [];
-  const files: string[] = [];
-  for (const name of readdirSync(directory)) {
-    const path = join(directory, name);
-    if (statSync(path).isDirectory()) files.push(...listFiles(path));
-    else files.push(path);
-  }
-  return files;
 }
 
 function withTimeout(promise: Promise<void>, timeoutMs: number, message: string): Promise<void> {

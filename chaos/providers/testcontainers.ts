@@ -22,11 +22,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, closeSync, existsSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import type { StartedTestContainer } from "testcontainers";
+import { corruptRaftData, readTail, runSql } from "./node-data.ts";
 import { ensureDockerEngine, run } from "../containers/engine.ts";
 import { ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
 import { setupContainers } from "../containers/setup.ts";
@@ -226,10 +226,7 @@ export class TestcontainersProvider implements ClusterProvider {
     if (node.state === "running" || node.state === "paused") {
       throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: the node is ${node.state}; crash it first`);
     }
-    const raftDirectory = join(node.directory, "raft");
-    const files = listFiles(raftDirectory).filter((file) => statSync(file).size > 0);
-    if (files.length === 0) throw new Error(`Cannot corrupt ${node.endpoints.name}'s data: ${raftDirectory} holds no data yet`);
-    flipMiddleByte(files.sort()[0]!);
+    corruptRaftData(join(node.directory, "raft"), node.endpoints.name);
   }
 
   nodeState(id: number): NodeProcessState {
@@ -239,21 +236,7 @@ export class TestcontainersProvider implements ClusterProvider {
   async sql(id: number, text: string, params: readonly unknown[] = [], timeoutMs = SQL_TIMEOUT_MS_DEFAULT): Promise<SqlResult> {
     const node = this.#node(id);
     if (!node.postgres) throw new Error(`Cannot run SQL on ${node.endpoints.name}: it runs without PostgreSQL; start it with postgres: true`);
-    // The container shares the host's network: its PostgreSQL listens on 127.0.0.1 like a local one.
-    const client = new pg.Client({
-      connectionString: this.endpoints(id).postgresUrl,
-      connectionTimeoutMillis: timeoutMs,
-      statement_timeout: timeoutMs,
-      query_timeout: timeoutMs,
-    });
-    client.on("error", () => undefined);
-    try {
-      await client.connect();
-      const result = await client.query(text, [...params]);
-      return { rows: result.rows as Record<string, unknown>[] };
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    return runSql(this.endpoints(id).postgresUrl!, text, params, timeoutMs);
   }
 
   logTail(id: number, chars = LOG_TAIL_CHARS_DEFAULT): string {
@@ -392,47 +375,6 @@ async function containerRunning(containerId: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function readTail(file: string, chars: number): string {
-  try {
-    const fd = openSync(file, "r");
-    try {
-      const size = fstatSync(fd).size;
-      const length = Math.min(size, chars);
-      const buffer = Buffer.alloc(length);
-      readSync(fd, buffer, 0, length, size - length);
-      return buffer.toString("utf8");
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return "";
-  }
-}
-
-function flipMiddleByte(file: string): void {
-  const fd = openSync(file, "r+");
-  try {
-    const offset = Math.floor(fstatSync(fd).size / 2);
-    const byte = Buffer.alloc(1);
-    readSync(fd, byte, 0, 1, offset);
-    byte[0] = byte[0]! ^ 0xff;
-    writeSync(fd, byte, 0, 1, offset);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function listFiles(directory: string): string[] {
-  if (!existsSync(directory)) return [];
-  const files: string[] = [];
-  for (const name of readdirSync(directory)) {
-    const path = join(directory, name);
-    if (statSync(path).isDirectory()) files.push(...listFiles(path));
-    else files.push(path);
-  }
-  return files;
 }
 
 export const createProvider: ProviderFactory = (options) => new TestcontainersProvider(options);

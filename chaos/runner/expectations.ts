@@ -7,9 +7,11 @@
  * Windows are sampled at the observer's interval (100 ms) rather than every 10 ms; each window also gets
  * a sample at its opening (taken when it opens) so that short windows are never empty.
  */
-import { describeCheck, describeNodeSet, describeSelector, describeWindow, nodeName, type Check, type Expectation, type NodeSelector, type NodeSet, type Scenario } from "../../sim/scenario/index.ts";
+import { describeCheck, describeWindow, nodeName, type Check, type Expectation, type NodeSelector, type NodeSet, type Scenario } from "../../sim/scenario/index.ts";
 import { describeProbe, type Clients, type Probe } from "./clients.ts";
 import type { Sample } from "./observer.ts";
+// The sample-driven checks are the simulator's own, so both runners judge leaders and terms alike.
+import { electionsEvaluator, leaderEvaluator, termEvaluator } from "../../sim/scenario/expectations.ts";
 
 export interface RequestReply {
   readonly atMs: number;
@@ -121,110 +123,6 @@ function evaluatorOf(context: ExpectationContext, expectation: Expectation): Eva
     case "members":
       return membersEvaluator(context, expectation, check);
   }
-}
-
-function leaderEvaluator(context: ExpectationContext, check: Check & { check: "leader" }): Evaluator {
-  let satisfied: number | undefined;
-  let problem: string | undefined;
-  let last: Sample | undefined;
-  let stableLeader: number | undefined;
-  let mismatch: string | undefined;
-  const acceptable = (leader: number): string | undefined => {
-    if (check.is !== undefined) {
-      const wanted = context.resolveOne(check.is);
-      if (typeof wanted === "string") return `cannot tell who should lead: ${wanted}`;
-      if (wanted !== leader) return `${nodeName(leader)} led, not ${describeSelector(check.is)} (${nodeName(wanted)})`;
-    }
-    if (check.not !== undefined) {
-      const unwanted = context.resolveSet(check.not);
-      if (typeof unwanted === "string") return `cannot tell who should not lead: ${unwanted}`;
-      if (unwanted.includes(leader)) return `${nodeName(leader)} led, which ${describeNodeSet(check.not)} excludes`;
-    }
-    return undefined;
-  };
-  return {
-    sample(sample) {
-      last = sample;
-      if (problem !== undefined) return;
-      switch (check.state) {
-        case "elected":
-          if (satisfied !== undefined || sample.leader === undefined) return;
-          mismatch = acceptable(sample.leader);
-          if (mismatch === undefined) satisfied = sample.timeMs;
-          return;
-        case "none": {
-          const leading = sample.leaderRoles[0];
-          if (leading !== undefined) problem = `at ${seconds(sample.timeMs)} ${nodeName(leading.id)} was still leader of term ${leading.term}`;
-          return;
-        }
-        case "stable":
-          if (sample.leader === undefined) {
-            problem = `at ${seconds(sample.timeMs)} no node led with a live quorum (${describeSample(sample)})`;
-            return;
-          }
-          if (stableLeader === undefined) {
-            stableLeader = sample.leader;
-            const wrong = acceptable(sample.leader);
-            if (wrong !== undefined) problem = `at ${seconds(sample.timeMs)} ${wrong}`;
-          } else if (sample.leader !== stableLeader) {
-            problem = `at ${seconds(sample.timeMs)} the leader changed from ${nodeName(stableLeader)} to ${nodeName(sample.leader)}`;
-          }
-          return;
-      }
-    },
-    verdict() {
-      if (last === undefined) return "the window was never sampled";
-      if (problem !== undefined) return problem;
-      if (check.state === "elected" && satisfied === undefined) {
-        return mismatch !== undefined ? `no acceptable leader: ${mismatch}` : `no node led with a live quorum; at ${seconds(last.timeMs)}: ${describeSample(last)}`;
-      }
-      return undefined;
-    },
-  };
-}
-
-function electionsEvaluator(check: Check & { check: "elections" }): Evaluator {
-  let first: Sample | undefined;
-  let last: Sample | undefined;
-  return {
-    sample(sample) {
-      first ??= sample;
-      last = sample;
-    },
-    verdict() {
-      if (first === undefined || last === undefined) return "the window was never sampled";
-      const elections = last.termMax - first.termMax;
-      const span = `the term went from ${first.termMax} to ${last.termMax}: ${elections} election${elections === 1 ? "" : "s"}`;
-      if (check.max !== undefined && elections > check.max) return `${span}, expected at most ${check.max}`;
-      if (check.min !== undefined && elections < check.min) return `${span}, expected at least ${check.min}`;
-      return undefined;
-    },
-  };
-}
-
-function termEvaluator(): Evaluator {
-  let term: number | undefined;
-  let problem: string | undefined;
-  let samples = 0;
-  return {
-    sample(sample) {
-      samples++;
-      if (problem !== undefined) return;
-      const terms = [...sample.terms.values()];
-      if (terms.length === 0) return;
-      term ??= Math.max(...terms);
-      for (const [id, nodeTerm] of sample.terms) {
-        if (nodeTerm !== term) {
-          problem = `at ${seconds(sample.timeMs)} ${nodeName(id)} was at term ${nodeTerm}, expected ${term} throughout (${describeSample(sample)})`;
-          return;
-        }
-      }
-    },
-    verdict() {
-      if (samples === 0) return "the window was never sampled";
-      return problem;
-    },
-  };
 }
 
 /** Probes are sent by the runner's schedule (sendProbes), every `every` from the window's start. */

@@ -9,37 +9,16 @@
  * header), so the server's fault decisions can be reproduced.
  */
 import { writeFileSync } from "node:fs";
+import { RECORDING_FORMAT, type RecordedStepJson } from "../../sim/replay.ts";
 
-export const RECORDING_FORMAT = "pgraft-chaos-timeline/1";
+// The format and the step shape belong to the reader (sim/replay.ts); the writer follows them.
+export { RECORDING_FORMAT };
 /** Entries kept: a scenario repeating a step every 10 ms for an hour stays below this. */
 export const RECORDING_ENTRIES_MAX = 100_000;
 
-export interface RecordedStep {
-  /** When the step started, ms from the run's start. */
-  readonly atMs: number;
-  /** When the file said it should run. */
-  readonly plannedAtMs: number;
-  readonly line: number;
-  readonly verb: string;
-  readonly description: string;
-  /** The nodes the step acted on (crash, restart, pause, resume, isolate, corrupt_disk...). */
-  readonly nodes?: readonly number[];
-  /** partition: the groups; cut/hold/release/link: from and to. */
-  readonly groups?: readonly (readonly number[])[];
-  readonly from?: readonly number[];
-  readonly to?: readonly number[];
-  /** link: the conditions as the file gave them (fields left out keep the baseline). */
-  readonly conditions?: Record<string, unknown>;
-  readonly bothWays?: boolean;
-  /** add_node / remove_node / transfer_leadership: the node and the node asked. */
-  readonly node?: number;
-  readonly via?: number;
-  readonly id?: string;
-  readonly bind?: string;
+export interface RecordedStep extends RecordedStepJson {
   /** What was done: provider calls and proxy changes, one short line each. */
   readonly actions: readonly string[];
-  readonly outcome: "ok" | "failed";
-  readonly error?: string;
   readonly tookMs: number;
   /** The Toxiproxy server's draw count after the step (in-process server only). */
   readonly toxiproxyDraws?: number;

@@ -185,7 +185,7 @@ export async function settleAgreement(connections: SqlConnections, ids: readonly
     last =
       `/leader names ${expected === undefined ? "no node" : nodeName(expected)}; SQL: ` +
       views.map(({ id, view, error }) => (view === undefined ? `${nodeName(id)} error (${error})` : `${nodeName(id)} ${view.workerState}, is_leader ${view.isLeader}, leader ${view.leaderId}, term ${view.term}`)).join("; ");
-    if (Date.now() > deadline) return last;
+    if (Date.now() >= deadline) return last; // a timeout of 0 reads once
     await sleep(300);
   }
 }

@@ -132,7 +132,19 @@ export class ExpectationMonitor {
 // -------------------------------------------------------------------------------------------------
 // Leader, elections, term
 
-function leaderEvaluator(context: ScenarioContext, check: Check & { check: "leader" }): Evaluator {
+/**
+ * Who a check names. The simulator's ScenarioContext and the chaos runner's context both resolve
+ * selectors, so the sample-driven evaluators below (leader, elections, term) serve both runners.
+ */
+export type SelectorResolver = Pick<ScenarioContext, "resolveOne" | "resolveSet">;
+
+/** An evaluator fed with samples of the cluster, shared by the simulator and the chaos runner. */
+export interface SampleEvaluator {
+  sample(sample: Sample): void;
+  verdict(): string | undefined;
+}
+
+export function leaderEvaluator(context: SelectorResolver, check: Check & { check: "leader" }): SampleEvaluator {
   let satisfied: number | undefined;
   let problem: string | undefined;
   let last: Sample | undefined;
@@ -197,7 +209,7 @@ function leaderEvaluator(context: ScenarioContext, check: Check & { check: "lead
   };
 }
 
-function electionsEvaluator(check: Check & { check: "elections" }): Evaluator {
+export function electionsEvaluator(check: Check & { check: "elections" }): SampleEvaluator {
   let first: Sample | undefined;
   let last: Sample | undefined;
   return {
@@ -216,7 +228,7 @@ function electionsEvaluator(check: Check & { check: "elections" }): Evaluator {
   };
 }
 
-function termEvaluator(): Evaluator {
+export function termEvaluator(): SampleEvaluator {
   let term: number | undefined;
   let problem: string | undefined;
   let samples = 0;

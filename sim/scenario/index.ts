@@ -29,7 +29,7 @@ export {
   type Window,
 } from "./scenario.ts";
 export { formatScenarioIssues, ScenarioError, type ScenarioIssue, type ScenarioIssueCode, type ScenarioParseResult } from "./scenario-issue.ts";
-export { loadScenarioFile, parseScenario, SCENARIO_SETTINGS } from "./parse-scenario.ts";
+export { loadScenarioFile, loadScenarioPath, parseScenario, SCENARIO_SETTINGS } from "./parse-scenario.ts";
 export { writeScenario } from "./write-scenario.ts";
 export { clusterOptions, describeScenario, runScenario, type FailureSignature, type ScenarioRunOptions, type ScenarioRunResult } from "./run-scenario.ts";
 export { describeCheck, describeWindow } from "./expectations.ts";

@@ -5,7 +5,8 @@
  * the settings layer of src/config, so a scenario's `pgraft.election_timeout: 1s` means exactly what it
  * means in postgresql.conf.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import {
   findSetting,
   memoryFileSystem,
@@ -90,6 +91,28 @@ const CHECK_OPTIONS: Readonly<Record<CheckName, readonly string[]>> = {
 const SELECTOR_WORDS = ["leader", "follower", "followers", "all"];
 const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const BIND_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
+
+/**
+ * A scenario file, or every *.yaml of a folder (sorted), each checked: the scenarios that parse and
+ * every problem of those that do not (the simulator's and the chaos runner's `--scenario FILE|DIR`).
+ */
+export function loadScenarioPath(path: string): { scenarios: Scenario[]; problems: string[] } {
+  const files = existsSync(path) && statSync(path).isDirectory()
+    ? readdirSync(path).filter((name) => name.endsWith(".yaml")).sort().map((name) => join(path, name))
+    : [path];
+  const scenarios: Scenario[] = [];
+  const problems: string[] = [];
+  for (const file of files) {
+    try {
+      scenarios.push(loadScenarioFile(file));
+    } catch (error) {
+      if (!(error instanceof ScenarioError)) throw error;
+      problems.push(error.message);
+    }
+  }
+  if (files.length === 0) problems.push(`Cannot run the scenarios in ${path}: the folder has no .yaml files`);
+  return { scenarios, problems };
+}
 
 /** Reads a scenario file from disk; throws a ScenarioError listing every problem. */
 export function loadScenarioFile(file: string): Scenario {

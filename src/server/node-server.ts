@@ -366,11 +366,7 @@ export class NodeServer {
     // The bridge must see every entry the node applies, from the first.
     if (this.#postgres !== undefined) await this.#startPostgres(this.#postgres);
     this.node.start();
-    const urlOf = (id: NodeId): string | undefined => {
-      const member = config.initialCluster.find((candidate) => candidate.nodeId === id);
-      const address = member ? config.clientUrls[member.name] : undefined;
-      return address ? `http://${address}` : undefined;
-    };
+    const urlOf = (id: NodeId): string | undefined => this.#clientUrlOf(id);
     const apiLogger = { warn: (line: string) => logger.warn(line), error: (line: string) => logger.error(line) };
     const backend = new RaftNodeBackend({
       node: this.node,
