@@ -29,7 +29,7 @@ export class UsageError extends Error {
 }
 
 const USAGE = `Usage:
-  pgraft start [--pgdata DIR [--pg-port N] | --postgres CONNINFO] [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
+  pgraft start [--pgdata DIR [--pg-port N] [--pg-bin DIR] | --postgres CONNINFO] [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
   pgraft status [--endpoints http://host:port,...] [--config FILE] [pgraft.NAME=VALUE ...] [--json]
   pgraft member list [--endpoints ...] [--config FILE] [--json]
   pgraft member add --peer-url http://host:port [--id N] [--endpoints ...] [--config FILE] [--json]
@@ -48,6 +48,8 @@ interface Parsed {
   /** `pgraft start`: the PostgreSQL server to supervise (--pgdata) or attach to (--postgres). */
   readonly pgdata: string | undefined;
   readonly pgPort: number | undefined;
+  /** `pgraft start --pgdata`: where postgres and initdb are; default the newest /usr/lib/postgresql/N/bin. */
+  readonly pgBin: string | undefined;
   readonly postgres: string | undefined;
 }
 
@@ -60,6 +62,7 @@ export function parseArguments(argv: readonly string[]): Parsed {
   let peerUrl: string | undefined;
   let pgdata: string | undefined;
   let pgPort: number | undefined;
+  let pgBin: string | undefined;
   let postgres: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -76,6 +79,7 @@ export function parseArguments(argv: readonly string[]): Parsed {
     else if (arg === "--peer-url") peerUrl = value();
     else if (arg === "--pgdata") pgdata = value();
     else if (arg === "--postgres") postgres = value();
+    else if (arg === "--pg-bin") pgBin = value();
     else if (arg === "--pg-port") {
       const text = value();
       pgPort = Number(text);
@@ -86,7 +90,8 @@ export function parseArguments(argv: readonly string[]): Parsed {
   }
   if (pgdata !== undefined && postgres !== undefined) throw new UsageError(`Use --pgdata (pgraft starts PostgreSQL) or --postgres (it attaches to a running one), not both\n${USAGE}`);
   if (pgPort !== undefined && pgdata === undefined) throw new UsageError(`--pg-port goes with --pgdata: the port of the PostgreSQL server pgraft starts\n${USAGE}`);
-  return { files, overrides, endpoints, json, id, peerUrl, pgdata, pgPort, postgres };
+  if (pgBin !== undefined && pgdata === undefined) throw new UsageError(`--pg-bin goes with --pgdata: the directory of the postgres and initdb that pgraft runs\n${USAGE}`);
+  return { files, overrides, endpoints, json, id, peerUrl, pgdata, pgPort, pgBin, postgres };
 }
 
 function loadConfig(parsed: Parsed, pgdata: string | undefined = process.env.PGDATA): PgraftConfig {
@@ -115,7 +120,9 @@ async function start(argv: readonly string[]): Promise<number> {
   const config = loadConfig({ ...parsed, files }, pgdata ?? process.env.PGDATA);
   const logger = createLogger({ name: config.name, level: process.env.PGRAFT_LOG_LEVEL ?? "info" });
   let supervisor: PostgresSupervisor | undefined;
-  let server: NodeServer;
+  let server: NodeServer | undefined;
+  // PostgreSQL (re)started: the bridge connects now instead of after its reconnect backoff.
+  const postgresRunning = (): void => server?.postgres?.retryNow();
   // Handlers first: a SIGTERM that arrives while PostgreSQL or the node is still starting must stop
   // what was started (a default SIGTERM would kill this process and leave the postmaster running).
   let stopSignal: string | undefined;
@@ -129,18 +136,25 @@ async function start(argv: readonly string[]): Promise<number> {
   try {
     if (pgdata !== undefined) {
       const port = parsed.pgPort ?? portOfPostgresqlConf(join(pgdata, "postgresql.conf")) ?? 5432;
-      supervisor = await PostgresSupervisor.start({
+      // Raft starts while PostgreSQL starts (crash recovery after a kill can take seconds): the node
+      // votes and replicates meanwhile, and the bridge fills the tables once the server is ready.
+      supervisor = await PostgresSupervisor.launch({
         pgdata,
         port,
+        ...(parsed.pgBin === undefined ? {} : { binDirectory: resolve(parsed.pgBin) }),
         logger: {
           info: (line) => logger.info(`postgres supervisor: ${line}`),
           warn: (line) => logger.warn(`postgres supervisor: ${line}`),
           error: (line) => logger.error(`postgres supervisor: ${line}`),
         },
+        onStateChange: (state) => {
+          if (state === "running") postgresRunning();
+        },
       });
       connection = supervisor.connectionConfig(config.database);
     }
     server = await NodeServer.start({ config, logger, postgres: connection === undefined ? undefined : { connection, fault: process.env.PGRAFT_FAULT } });
+    if (supervisor?.state === "running") postgresRunning();
   } catch (error) {
     await supervisor?.stop().catch(() => undefined);
     if (error instanceof StorageCorruptionError) {
@@ -153,19 +167,35 @@ async function start(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
+  const running = server;
+  let exitCode = 0;
   await new Promise<void>((resolve) => {
-    const shutdown = (signal: string): void => {
-      logger.info(`received ${signal}: stopping`);
-      void server
+    let stopping = false;
+    const shutdown = (reason: string): void => {
+      if (stopping) return;
+      stopping = true;
+      logger.info(`${reason}: stopping`);
+      void running
         .stop()
         .then(() => supervisor?.stop())
         .catch((error: unknown) => logger.error(`while stopping: ${error instanceof Error ? error.message : String(error)}`))
         .then(resolve);
     };
-    if (stopSignal !== undefined) shutdown(stopSignal);
-    else onStopSignal = shutdown;
+    // PostgreSQL that cannot start at all (a bad setting, a taken port) stops the node, as before Raft
+    // started: an operator must fix it. Later crashes are restarted by the supervisor instead.
+    supervisor?.ready.then(
+      () => undefined,
+      (error: unknown) => {
+        if (stopping) return;
+        logger.fatal(error instanceof Error ? error.message : String(error));
+        exitCode = 1;
+        shutdown("PostgreSQL did not start");
+      },
+    );
+    if (stopSignal !== undefined) shutdown(`received ${stopSignal}`);
+    else onStopSignal = (signal) => shutdown(`received ${signal}`);
   });
-  return 0;
+  return exitCode;
 }
 
 async function fetchReport(url: string, timeoutMs: number): Promise<ClusterReport> {

@@ -2,7 +2,9 @@
  * How `pgraft start` finds its PostgreSQL server:
  *
  *   --pgdata DIR [--pg-port N]   start and supervise the server of DIR (initdb when empty), as Patroni
- *                                does; pgraft.* settings are read from DIR/postgresql.conf
+ *   [--pg-bin DIR]               does; pgraft.* settings are read from DIR/postgresql.conf; --pg-bin
+ *                                names the directory of postgres and initdb (default: the newest
+ *                                /usr/lib/postgresql/N/bin)
  *   --postgres CONNINFO          attach to a running server: a postgresql:// URL or libpq's
  *                                "host=... port=... user=... dbname=..." form; an empty string means
  *                                the PG* environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE,

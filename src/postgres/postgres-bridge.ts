@@ -121,6 +121,8 @@ export class PostgresBridge {
   #pgApplied: number | undefined;
   #waiters: Waiter[] = [];
   #wake: (() => void) | undefined;
+  /** Ends the current wait between reconnect attempts. */
+  #retryWake: (() => void) | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #reportInFlight = false;
   #fenced: boolean | undefined;
@@ -201,11 +203,20 @@ export class PostgresBridge {
     });
   }
 
+  /**
+   * Ends the wait between reconnect attempts: the caller knows PostgreSQL just became ready (the
+   * supervisor saw it start), so the tables catch up now rather than after the backoff.
+   */
+  retryNow(): void {
+    this.#retryWake?.();
+  }
+
   async stop(): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     clearInterval(this.#statusTimer);
     this.#wake?.();
+    this.#retryWake?.();
     for (const waiter of this.#waiters) {
       clearTimeout(waiter.timer);
       waiter.reject(new Error("the node is stopping"));
@@ -253,10 +264,24 @@ export class PostgresBridge {
         this.counters.connectionFailures++;
         this.#state = "down";
         await this.#closeClients();
-        await sleep(delayMs);
+        await this.#retryDelay(delayMs);
         delayMs = Math.min(RECONNECT_DELAY_MS_MAX, delayMs * 2);
       }
     }
+  }
+
+  /** Sleeps `delayMs` between reconnect attempts, or less when retryNow() or stop() ends the wait. */
+  #retryDelay(delayMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, delayMs);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        self.#retryWake = undefined;
+        resolve();
+      }
+      this.#retryWake = done;
+    });
   }
 
   /** A method, not a field test, so TypeScript does not narrow #state across awaits. */
@@ -535,6 +560,3 @@ function describe(error: unknown): string {
   return String(error);
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -134,6 +134,7 @@ export class PostgresSupervisor {
   #host: string;
   /** Called when the current postmaster is gone. */
   #goneWaiters: Array<() => void> = [];
+  #ready: Promise<void> = Promise.resolve();
 
   private constructor(settings: Settings, osUser: OsUser, binaries: PostgresBinaries) {
     this.#settings = settings;
@@ -151,6 +152,17 @@ export class PostgresSupervisor {
    * leaves no process behind, when it cannot.
    */
   static async start(options: PostgresSupervisorOptions): Promise<PostgresSupervisor> {
+    const supervisor = await PostgresSupervisor.launch(options);
+    await supervisor.ready;
+    return supervisor;
+  }
+
+  /**
+   * Like start(), but resolves as soon as the postmaster is spawned or adopted, before it accepts
+   * connections (crash recovery can take long): `ready` settles when it does. The node uses this so
+   * Raft votes and replicates while PostgreSQL recovers. When `ready` rejects, no process is left.
+   */
+  static async launch(options: PostgresSupervisorOptions): Promise<PostgresSupervisor> {
     const settings = checkOptions(options);
     const binaries = await findPostgresBinaries(options.binDirectory);
     const osUser = resolveOsUser(options.osUser);
@@ -158,16 +170,29 @@ export class PostgresSupervisor {
     prepareSocketDirectory(settings, osUser);
     prepareLogFile(settings.logFile, osUser);
     const supervisor = new PostgresSupervisor(settings, osUser, binaries);
+    // #launch spawns (or adopts) before its first await, so the pid is known when this returns.
+    supervisor.#ready = supervisor.#firstLaunch(performance.now() + settings.startTimeoutMs);
+    supervisor.#ready.catch(() => undefined); // Whoever awaits `ready` sees the error.
+    return supervisor;
+  }
+
+  /** Settles when the first launch is over: resolves once the server accepts connections. */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  async #firstLaunch(deadlineMs: number): Promise<void> {
     try {
-      await supervisor.#launch(performance.now() + settings.startTimeoutMs);
+      await this.#launch(deadlineMs);
     } catch (error) {
-      // Leave no process behind; but a postmaster we only adopted was not ours to kill.
-      if (supervisor.adopted) supervisor.release();
-      else await supervisor.stop("immediate");
+      // Leave no process behind; but a postmaster we only adopted was not ours to kill, and a stop()
+      // already under way finishes the job in the mode it was asked for.
+      if (this.#stopping) throw error;
+      if (this.adopted) this.release();
+      else await this.stop("immediate");
       throw error;
     }
-    supervisor.#becomeRunning();
-    return supervisor;
+    this.#becomeRunning();
   }
 
   /** The postmaster's pid, while there is one. */
