@@ -124,7 +124,7 @@ export function runSeed(options: RunOptions): RunResult {
       heartbeatIntervalMs: options.heartbeatIntervalMs ?? 100,
       preVote: knobs.preVote,
       checkQuorum: knobs.checkQuorum,
-      entriesPerAppendMax: 100,
+      entriesPerAppendMax: knobs.entriesPerAppendMax,
       maxBatchDelayMs: 10,
       requestTimeoutMs: 2_500,
       network: knobs.network,

@@ -447,6 +447,7 @@ export function swarmScenario(options: SwarmScenarioOptions): { scenario: Scenar
   const settings = [
     ...(extra.snapshotIntervalEntries !== undefined ? [{ name: "pgraft.snapshot_interval", value: String(extra.snapshotIntervalEntries), line: 0 }] : []),
     ...(extra.logEntriesMax !== undefined ? [{ name: "pgraft.max_log_entries", value: String(extra.logEntriesMax), line: 0 }] : []),
+    ...(knobs.entriesPerAppendMax !== 100 ? [{ name: "pgraft.batch_size", value: String(knobs.entriesPerAppendMax), line: 0 }] : []),
     // Worlds draw PreVote and CheckQuorum too; only "off" differs from the scenario defaults.
     ...(knobs.preVote ? [] : [{ name: "pgraft.pre_vote", value: "off", line: 0 }]),
     ...(knobs.checkQuorum ? [] : [{ name: "pgraft.check_quorum", value: "off", line: 0 }]),

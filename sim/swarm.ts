@@ -24,7 +24,8 @@ export type FaultKind =
   | "replace-node"
   | "slow-disk"
   | "learner-partition"
-  | "leader-leaves-partitioned";
+  | "leader-leaves-partitioned"
+  | "leader-churn";
 
 export const FAULT_KINDS: readonly FaultKind[] = [
   "partition",
@@ -40,6 +41,7 @@ export const FAULT_KINDS: readonly FaultKind[] = [
   "slow-disk",
   "learner-partition",
   "leader-leaves-partitioned",
+  "leader-churn",
 ];
 
 /** The fault kinds drawn one by one at the start of a world's draw (the first swarm's mix). */
@@ -48,10 +50,19 @@ const FAULT_KINDS_FIRST: readonly FaultKind[] = FAULT_KINDS.slice(0, 11);
  * Kinds added later are drawn after every other knob, so that adding one leaves the worlds of
  * existing seeds as they were wherever the new kind is off (their failures stay reproducible).
  */
-const FAULT_KINDS_LATER: readonly FaultKind[] = FAULT_KINDS.slice(11);
+const FAULT_KINDS_LATER: readonly FaultKind[] = FAULT_KINDS.slice(11, 13);
+/** Kinds drawn after pre_vote and check_quorum, so that the worlds of earlier seeds stay as they were where they are off. */
+const FAULT_KINDS_LAST: readonly FaultKind[] = FAULT_KINDS.slice(13);
 
 /** Hosts a swarm world may create by adding nodes, so membership faults cannot grow it without end. */
 const HOSTS_MAX = 9;
+/** pgraft.batch_size's default. */
+const ENTRIES_PER_APPEND_DEFAULT = 100;
+/** Leaders one leader-churn fault cuts off in a row, at most. */
+const CHURN_ROUNDS_MAX = 5;
+/** How often a leader-churn fault looks for the next leader, and for how many election timeouts at most. */
+const CHURN_WATCH_MS = 5;
+const CHURN_WATCH_ELECTION_TIMEOUTS_MAX = 10;
 
 export interface Knobs {
   readonly nodeCount: number;
@@ -66,6 +77,11 @@ export interface Knobs {
   /** pgraft.snapshot_interval and pgraft.max_log_entries, small so snapshots and compaction happen often. */
   readonly snapshotIntervalEntries: number;
   readonly logEntriesMax: number;
+  /**
+   * pgraft.batch_size: entries in one append. Small batches make a follower's log run past what an
+   * append carries, where the rules about the "last new entry" (commit and acknowledgement) matter.
+   */
+  readonly entriesPerAppendMax: number;
   readonly faults: readonly FaultKind[];
   /** Mean time between two fault actions. */
   readonly faultIntervalMsMean: number;
@@ -85,6 +101,7 @@ export function quietKnobs(nodeCount: number): Knobs {
     checkQuorum: true,
     snapshotIntervalEntries: 10_000,
     logEntriesMax: 10_000,
+    entriesPerAppendMax: ENTRIES_PER_APPEND_DEFAULT,
     faults: [],
     faultIntervalMsMean: 0,
     faultDurationMsMax: 0,
@@ -129,7 +146,9 @@ export function drawKnobs(random: Random, nodeCount: number | undefined): Knobs 
   // when a read confirmed by the wrong nodes shows (the learner mutation in test/sim/mutations.test.ts
   // is caught by swarm seeds only in such worlds).
   const checkQuorum = random.chance(0.5);
-  return { ...knobs, faults, preVote, checkQuorum };
+  for (const kind of FAULT_KINDS_LAST) if (random.chance(0.5)) faults.push(kind);
+  const entriesPerAppendMax = random.chance(0.5) ? random.pick([1, 2, 3, 5]) : ENTRIES_PER_APPEND_DEFAULT;
+  return { ...knobs, faults, preVote, checkQuorum, entriesPerAppendMax };
 }
 
 export function describeKnobs(knobs: Knobs): string {
@@ -145,6 +164,7 @@ export function describeKnobs(knobs: Knobs): string {
     `prevote=${knobs.preVote}`,
     `checkquorum=${knobs.checkQuorum}`,
     `snapshot=${knobs.snapshotIntervalEntries}/${knobs.logEntriesMax}`,
+    `batch=${knobs.entriesPerAppendMax}`,
     `faults=${knobs.faults.join(",") || "none"}`,
     `every~${knobs.faultIntervalMsMean}ms`,
     `lasting<=${knobs.faultDurationMsMax}ms`,
@@ -234,8 +254,11 @@ export class FaultScheduler {
       cluster.trace.record(cluster.clock.nowMs, `add n${added}: ${result.ok ? "done" : result.error.message}`);
       if (!result.ok) this.#orphans.add(added);
     });
-    const others = membership.voters.filter((id) => id !== leader);
-    cluster.partition([leader, added], others);
+    // Sometimes with voters on the leader's side too, never a majority of the voters with it: then the
+    // learner's copy is what would tip a commit or a read over the line, and must not count.
+    const others = this.random.shuffle(membership.voters.filter((id) => id !== leader));
+    const companions = this.random.chance(0.5) ? others.slice(0, Math.max(0, Math.floor(membership.voters.length / 2) - 1)) : [];
+    cluster.partition([leader, added, ...companions], others.filter((id) => !companions.includes(id)));
     this.#repairLater(() => cluster.heal());
   }
 
@@ -259,6 +282,121 @@ export class FaultScheduler {
     const companion = this.random.pick(others);
     cluster.partition([leader, companion], others.filter((id) => id !== companion));
     this.#repairLater(() => cluster.heal());
+  }
+
+  /**
+   * Leader churn, a rotating partition: several leaders in a row are cut off (with a random minority of
+   * the others, or crashed) within a few message latencies of winning, and each cut heals the one
+   * before, so the previous leader, its log full of entries that reached only its side, rejoins the
+   * rest just as they must elect again. Logs then hold interleaved terms that conflict at the same
+   * indexes, and candidates with long logs of old terms stand against short logs of newer ones: the
+   * histories of the paper's Figure 8 and of the election restriction (5.4), which plain random
+   * partitions build only rarely. Everything heals, and crashed leaders restart, after the last round.
+   */
+  #leaderChurn(): void {
+    const cluster = this.cluster;
+    const rounds = this.random.int(2, CHURN_ROUNDS_MAX);
+    const electionTimeoutMs = cluster.options.electionTimeoutMs;
+    const latencyMs = Math.max(1, this.knobs.network.latencyMs);
+    const deadlineMs = cluster.clock.nowMs + CHURN_WATCH_ELECTION_TIMEOUTS_MAX * electionTimeoutMs;
+    const crashed = new Set<NodeId>();
+    const restart = (id: NodeId): void => {
+      crashed.delete(id);
+      if (cluster.state(id) === "down" && !this.#corrupted.has(id)) cluster.restart(id);
+    };
+    let round = 0;
+    let lastTerm = 0;
+    const watch = (): void => {
+      if (this.#stopped) return;
+      if (round >= rounds || cluster.clock.nowMs > deadlineMs) {
+        this.#repairLater(() => {
+          cluster.heal();
+          for (const id of [...crashed]) restart(id);
+        });
+        return;
+      }
+      const leader = this.#newestLeader(lastTerm);
+      if (leader === undefined) {
+        cluster.clock.schedule(CHURN_WATCH_MS, watch);
+        return;
+      }
+      round++;
+      lastTerm = leader.term;
+      // Half the time the new leader is asked for a membership change first (sometimes two at once, as
+      // an impatient operator retries): a configuration entry that the next leader may replace.
+      if (this.random.chance(0.5)) {
+        this.#requestMembershipChange(leader.id);
+        if (this.random.chance(0.3)) this.#requestMembershipChange(leader.id);
+      }
+      cluster.clock.schedule(this.random.real(0, 3 * latencyMs), () => {
+        if (this.#stopped) return;
+        cluster.heal();
+        for (const id of [...crashed]) if (this.random.chance(0.5)) restart(id);
+        if (cluster.state(leader.id) !== "up") {
+          cluster.clock.schedule(CHURN_WATCH_MS, watch);
+          return;
+        }
+        if (this.random.chance(0.5)) {
+          const others = this.random.shuffle(cluster.ids.filter((id) => id !== leader.id));
+          // Companions stay with the leader: never a majority with it, so the rest can elect.
+          const companions = others.slice(0, this.random.int(0, Math.max(0, Math.floor(cluster.ids.length / 2) - 1)));
+          cluster.partition([leader.id, ...companions], others.filter((id) => !companions.includes(id)));
+        } else {
+          cluster.crash(leader.id, { duringWrite: this.random.chance(0.5) });
+          crashed.add(leader.id);
+        }
+        // Sometimes another node dies inside its next disk write: with no leader sending entries, that
+        // write is likely its vote in the coming election (what a vote must not be answered before).
+        const bystanders = cluster.liveIds().filter((id) => id !== leader.id);
+        if (bystanders.length > 0 && this.random.chance(0.3)) {
+          const victim = this.random.pick(bystanders);
+          cluster.crash(victim, { duringWrite: true });
+          crashed.add(victim);
+        }
+        cluster.clock.schedule(CHURN_WATCH_MS, watch);
+      });
+    };
+    watch();
+  }
+
+  /**
+   * Asks `via` to add a brand-new node or to remove a voter, without waiting for the cluster to settle.
+   * A removal keeps a majority of healthy voters and at least three; an add respects HOSTS_MAX.
+   */
+  #requestMembershipChange(via: NodeId): void {
+    const cluster = this.cluster;
+    const status = cluster.node(via)?.status();
+    if (status === undefined) return;
+    const voters = status.membership.voters;
+    const canAdd = cluster.ids.length - this.#orphans.size < HOSTS_MAX;
+    const removable = voters.length > 3 ? voters.filter((id) => id !== via) : [];
+    if (removable.length > 0 && (!canAdd || this.random.chance(0.5))) {
+      const victim = this.random.pick(removable);
+      const remaining = voters.filter((id) => id !== victim);
+      if (remaining.filter((id) => !this.#isLost(id)).length < Math.floor(remaining.length / 2) + 1) return;
+      cluster.changeMembership(via, { type: "remove", nodeId: victim }, 1, (result) =>
+        cluster.trace.record(cluster.clock.nowMs, `remove n${victim} (churn): ${result.ok ? "done" : result.error.message}`),
+      );
+      return;
+    }
+    if (!canAdd) return;
+    const added = cluster.addHost();
+    cluster.changeMembership(via, { type: "add", nodeId: added }, 1, (result) => {
+      cluster.trace.record(cluster.clock.nowMs, `add n${added} (churn): ${result.ok ? "done" : result.error.message}`);
+      if (!result.ok) this.#orphans.add(added);
+    });
+  }
+
+  /** The up node that leads at the highest term above `termAfter`, quorum or not (a leader just elected). */
+  #newestLeader(termAfter: number): { id: NodeId; term: number } | undefined {
+    let best: { id: NodeId; term: number } | undefined;
+    for (const id of this.cluster.ids) {
+      if (this.cluster.state(id) !== "up") continue;
+      const status = this.cluster.node(id)?.status();
+      if (status === undefined || status.role !== "leader" || status.term <= termAfter) continue;
+      if (best === undefined || status.term > best.term) best = { id, term: status.term };
+    }
+    return best;
   }
 
   /**
@@ -364,6 +502,10 @@ export class FaultScheduler {
       }
       case "leader-leaves-partitioned": {
         this.#leaderLeavesPartitioned();
+        return;
+      }
+      case "leader-churn": {
+        this.#leaderChurn();
         return;
       }
       case "slow-disk": {

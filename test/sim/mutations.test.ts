@@ -5,15 +5,13 @@
 // so that the mutation is updated rather than silently testing nothing.
 import test from "ava";
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
+import { plantMutation } from "../../sim/mutate/plant.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
-/** What `npm run sim` needs to run from a copy: its code, the product's code and the scenarios. */
-const COPIED = ["src", "sim", "scenarios", "package.json", "tsconfig.json"];
 
 interface Mutation {
   readonly bug: string;
@@ -76,27 +74,9 @@ async function sim(cwd: string, args: readonly string[]): Promise<SimLine[]> {
   return stdout.trim().split("\n").map((line) => JSON.parse(line) as SimLine);
 }
 
-function mutatedCopy(mutation: Mutation): string {
-  const copy = mkdtempSync(join(tmpdir(), "pgraft-mutation-"));
-  for (const entry of COPIED) cpSync(join(ROOT, entry), join(copy, entry), { recursive: true });
-  symlinkSync(join(ROOT, "node_modules"), join(copy, "node_modules"), "dir");
-  const path = join(copy, mutation.file);
-  let text = readFileSync(path, "utf8");
-  for (const [original, mutated] of mutation.edits) {
-    const occurrences = text.split(original).length - 1;
-    if (occurrences !== 1) {
-      rmSync(copy, { recursive: true, force: true });
-      throw new Error(`Mutation "${mutation.bug}": expected the text ${JSON.stringify(original)} once in ${mutation.file}, found it ${occurrences} times; update the mutation to the current code`);
-    }
-    text = text.replace(original, mutated);
-  }
-  writeFileSync(path, text);
-  return copy;
-}
-
 for (const mutation of MUTATIONS) {
   test(`the simulator catches the planted bug: ${mutation.bug}`, async (t) => {
-    const copy = mutatedCopy(mutation);
+    const copy = plantMutation(ROOT, { id: mutation.bug, file: mutation.file, edits: mutation.edits });
     try {
       const [mutated, real] = await Promise.all([sim(copy, mutation.args), sim(ROOT, mutation.args)]);
       const violations = mutated.flatMap((line) => line.violations ?? []);
