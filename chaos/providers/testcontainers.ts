@@ -17,15 +17,20 @@
  *   containers and directories of runs whose owner is gone, so a run killed before its teardown is
  *   cleaned up by the next one, and two live runs never touch each other's.
  *
+ * - The node program is the esbuild bundle of the checkout (as with the local provider), mounted
+ *   read-only into the container; the image's bin/pgraft.js through tsx when no bundle can be made.
+ *
  * The engine and the image are prepared on first use (`npm run chaos -- --setup` does it ahead, with
  * progress lines); TESTCONTAINERS_RYUK_DISABLED is set, since the Ryuk image cannot be pulled.
  */
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
+import { BUNDLE_DIRECTORY_NAME, nodeLauncher } from "../runner/node-bundle.ts";
 import type { StartedTestContainer } from "testcontainers";
+import { LOCK_FILE } from "../../src/storage/directory-lock.ts";
 import { corruptRaftData, readTail, runSql } from "./node-data.ts";
 import { ensureDockerEngine, run } from "../containers/engine.ts";
 import { ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
@@ -80,6 +85,8 @@ interface ContainerNode {
   postgres: boolean;
   container: StartedTestContainer | undefined;
   state: NodeProcessState;
+  /** The host pid of the container's first process, read after each start (crashNode kills it). */
+  hostPid: number | undefined;
 }
 
 type Testcontainers = typeof import("testcontainers");
@@ -96,6 +103,7 @@ export class TestcontainersProvider implements ClusterProvider {
   #runDirectory: string | undefined;
   #secretFile: string | undefined;
   #destroyed = false;
+  #launch: Promise<{ script: string; mounts: { source: string; target: string; mode: "ro" }[] }> | undefined;
 
   constructor(options: ProviderOptions) {
     this.#options = options;
@@ -148,7 +156,7 @@ export class TestcontainersProvider implements ClusterProvider {
       postgresPort: postgresPort!,
       postgresUrl: undefined,
     };
-    this.#nodes.set(id, { endpoints, directory, settings: undefined, postgres: false, container: undefined, state: "reserved" });
+    this.#nodes.set(id, { endpoints, directory, settings: undefined, postgres: false, container: undefined, state: "reserved", hostPid: undefined });
     return endpoints;
   }
 
@@ -176,7 +184,16 @@ export class TestcontainersProvider implements ClusterProvider {
     // A paused container cannot be killed by the engine 20.10: thaw it first.
     if (node.state === "paused") await run("docker", ["unpause", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS }).catch(() => undefined);
     try {
-      await run("docker", ["kill", "--signal", "KILL", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+      // SIGKILL to the container's first process from the host ends its pid namespace at once (the node
+      // and its PostgreSQL together); `docker kill` on a loaded machine takes most of a second per
+      // container, which stretched "crash followers" over 1.2 s. `docker kill` stays the fallback.
+      const hostPid = node.hostPid !== undefined && pidInContainer(node.hostPid, containerId) ? node.hostPid : await containerPid(containerId);
+      if (hostPid !== undefined) {
+        process.kill(hostPid, "SIGKILL");
+        await waitStopped(containerId);
+      } else {
+        await run("docker", ["kill", "--signal", "KILL", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS });
+      }
     } catch (error) {
       // The container may have exited by itself just now: that is a crash too.
       if (await containerRunning(containerId)) throw new Error(`Cannot crash ${node.endpoints.name}: ${(error as Error).message}; check the engine with \`docker ps\``);
@@ -191,10 +208,15 @@ export class TestcontainersProvider implements ClusterProvider {
     if (node.state === "running" || node.state === "paused") {
       if (await containerRunning(node.container!.getId())) return;
     }
+    // The container was killed: its node's lock on /data/raft is certainly stale. The restarted node
+    // would find it held by "process 1", its own pid in the new container, and refuse to start (pgraft
+    // takes over a dead holder's lock, but not one naming its own pid): remove it first.
+    rmSync(join(node.directory, "raft", LOCK_FILE), { force: true });
     if (extraSettings.length === 0 && node.container !== undefined) {
       try {
         await node.container.restart({ timeout: 0 });
         node.state = "running";
+        node.hostPid = await containerPid(node.container.getId());
         return;
       } catch (error) {
         this.#options.note?.(`${node.endpoints.name}: docker restart failed (${(error as Error).message}); starting a fresh container on the same data`);
@@ -288,7 +310,8 @@ export class TestcontainersProvider implements ClusterProvider {
     const postgresArguments = node.postgres ? ["--pgdata", `${data}/pgdata`, "--pg-port", String(endpoints.postgresPort)] : [];
     // The shell only redirects: exec makes node the container's first process, so docker kill and
     // docker stop reach it directly, and its log lands in the bind-mounted directory.
-    const command = ["/bin/sh", "-c", `exec "$@" >>${data}/node.log 2>&1`, "sh", NODE_IN_IMAGE, `${PROJECT_DIRECTORY_IN_IMAGE}/bin/pgraft.js`, "start", ...postgresArguments, ...settings];
+    const launcher = await this.#launcher();
+    const command = ["/bin/sh", "-c", `exec "$@" >>${data}/node.log 2>&1`, "sh", NODE_IN_IMAGE, launcher.script, "start", ...postgresArguments, ...settings];
     const container = new testcontainers.GenericContainer(image)
       .withName(`pgraft-chaos-${this.runId}-${endpoints.name}`)
       .withLabels({ [RUN_LABEL]: this.runId, [OWNER_PID_LABEL]: String(process.pid), [OWNER_START_LABEL]: String(processStartTime(process.pid) ?? "") })
@@ -296,6 +319,7 @@ export class TestcontainersProvider implements ClusterProvider {
       .withBindMounts([
         { source: node.directory, target: data, mode: "rw" },
         { source: this.#secretFile!, target: SECRET_IN_CONTAINER, mode: "ro" },
+        ...launcher.mounts,
       ])
       .withWorkingDir(PROJECT_DIRECTORY_IN_IMAGE)
       .withEnvironment({ PGRAFT_LOG_LEVEL: process.env.PGRAFT_LOG_LEVEL ?? "info" })
@@ -303,10 +327,34 @@ export class TestcontainersProvider implements ClusterProvider {
       .withStartupTimeout(CONTAINER_START_TIMEOUT_MS);
     try {
       node.container = await container.start();
+      node.hostPid = await containerPid(node.container.getId());
     } catch (error) {
       throw new Error(`Cannot start ${endpoints.name} in a container of ${image}: ${(error as Error).message}; the node's log:\n${this.logTail(node.endpoints.id)}`);
     }
     node.state = "running";
+  }
+
+  /**
+   * How a container starts `pgraft start`: the esbuild bundle the local provider uses
+   * (chaos/runner/node-bundle.ts), its host directory mounted read-only where it sits in the image's
+   * project (/opt/pgraft/node_modules/.pgraft-chaos, so its relative links to src/ and its external
+   * packages resolve in the image), or, when no bundle can be had, the image's bin/pgraft.js through
+   * tsx. Compiling a hundred source files through tsx at every start costs a restarted node seconds of
+   * CPU on a loaded machine, which "leader: elected within 10s" after a restart cannot afford.
+   */
+  #launcher(): Promise<{ script: string; mounts: { source: string; target: string; mode: "ro" }[] }> {
+    this.#launch ??= (async () => {
+      const launcher = await nodeLauncher(this.#options.projectRoot);
+      const bundleDirectory = join(this.#options.projectRoot, BUNDLE_DIRECTORY_NAME);
+      const inImage = `${PROJECT_DIRECTORY_IN_IMAGE}/${BUNDLE_DIRECTORY_NAME}`;
+      if (!launcher.script.startsWith(`${bundleDirectory}/`)) {
+        this.#options.note?.(`testcontainers: nodes start through the image's bin/pgraft.js (${launcher.description})`);
+        return { script: `${PROJECT_DIRECTORY_IN_IMAGE}/bin/pgraft.js`, mounts: [] };
+      }
+      this.#options.note?.(`testcontainers: nodes start from the ${launcher.description}, mounted at ${inImage}`);
+      return { script: `${inImage}/${basename(launcher.script)}`, mounts: [{ source: realpathSync(bundleDirectory), target: inImage, mode: "ro" }] };
+    })();
+    return this.#launch;
   }
 
   /** Once per provider: the engine (started if needed), the image (built if needed), testcontainers. */
@@ -367,6 +415,34 @@ async function staleContainers(): Promise<LabelledContainer[]> {
     stale.push({ id: id!, name: name ?? id!, run: runId ?? "?" });
   }
   return stale;
+}
+
+/** The host pid of a running container's first process, or undefined. */
+async function containerPid(containerId: string): Promise<number | undefined> {
+  try {
+    const pid = Number((await run("docker", ["inspect", "--format", "{{.State.Pid}}", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS })).trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether host process `pid` still runs in container `containerId` (its cgroup names the container). */
+function pidInContainer(pid: number, containerId: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(containerId);
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (bounded) until the engine sees the container stopped; throws when it never does. */
+async function waitStopped(containerId: string): Promise<void> {
+  const deadline = Date.now() + DOCKER_COMMAND_TIMEOUT_MS;
+  while (await containerRunning(containerId)) {
+    if (Date.now() > deadline) throw new Error(`container ${containerId} still runs ${DOCKER_COMMAND_TIMEOUT_MS} ms after SIGKILL to its first process`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 async function containerRunning(containerId: string): Promise<boolean> {

@@ -28,7 +28,7 @@ export interface RequestRecord {
   readonly sentMs: number;
   readonly via: number | undefined;
   /** Why the request could not be sent at all. */
-  readonly unsent: string | undefined;
+  unsent: string | undefined;
   reply: RequestReply | undefined;
 }
 

@@ -20,6 +20,8 @@ export interface RecordedStep extends RecordedStepJson {
   /** What was done: provider calls and proxy changes, one short line each. */
   readonly actions: readonly string[];
   readonly tookMs: number;
+  /** add_node / remove_node on PostgreSQL nodes: the SQL statement run on the `via` node's server. */
+  readonly sql?: string;
   /** The Toxiproxy server's draw count after the step (in-process server only). */
   readonly toxiproxyDraws?: number;
 }

@@ -23,6 +23,7 @@ import { LinkFaults } from "./network.ts";
 import { getJson, Observer, readHealth, type Sample } from "./observer.ts";
 import { RECORDING_ENTRIES_MAX, RECORDING_FORMAT, writeRecording, type RecordedStep, type Recording } from "./recording.ts";
 import type { ChaosRunResult, ChaosStatus } from "./result.ts";
+import { addNodeStatement, classifyMembershipFailure, removeNodeStatement, type MembershipStatement } from "./membership-sql.ts";
 import { SqlConnections } from "./sql-connections.ts";
 import { checkSqlAgainstHealth, readSqlView, settleAgreement, SqlObserver } from "./sql-observer.ts";
 import { SqlWorkload } from "./sql-workload.ts";
@@ -80,6 +81,8 @@ export function withSlack(scenario: Scenario, slackMs: number): Scenario {
 
 export const START_TIMEOUT_MS_DEFAULT = 60_000;
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Node steps whose nodes are acted on at once (isolate and corrupt_disk go one node at a time). */
+const PARALLEL_NODE_VERBS: ReadonlySet<string> = new Set(["crash", "restart", "pause", "resume"]);
 /** How long SQL may take to catch up with /health after recovery (read-backs, agreement). */
 const SQL_SETTLE_MS = 10_000;
 const EVENTS_MAX = 10_000;
@@ -147,6 +150,8 @@ class ChaosRun {
   sqlObserver: SqlObserver | undefined;
   sqlWorkload: SqlWorkload | undefined;
   readonly sqlConnections: SqlConnections[] = [];
+  /** The connections membership steps run their SQL on (made at the first such step). */
+  membershipConnections: SqlConnections | undefined;
   /** Acknowledged writes found through pgraft_kv_get at the end. */
   sqlReadBackKeys = 0;
   /** Whether the SQL functions agreed with /health after recovery. */
@@ -363,7 +368,12 @@ class ChaosRun {
   // The timeline, expectations and workload
 
   async perform(): Promise<number | null> {
-    const observer = new Observer(() => new Map([...this.endpoints].map(([id, endpoints]) => [id, endpoints.clientUrl])), this.startMs);
+    const observer = new Observer(
+      () => new Map([...this.endpoints].map(([id, endpoints]) => [id, endpoints.clientUrl])),
+      this.startMs,
+      undefined,
+      (id) => this.provider.nodeState(id) !== "running",
+    );
     this.observer = observer;
     const clients = new Clients(
       {
@@ -388,7 +398,7 @@ class ChaosRun {
       const leaders = sample.leaderRoles.map((role) => `${nodeName(role.id)}@t${role.term}${role.id === sample.leader ? "" : " (no quorum)"}`).join(",") || "none";
       if (leaders !== lastLeaders) this.event(`leader: ${leaders}`);
       lastLeaders = leaders;
-      const answering = [...sample.views.keys()].sort((a, b) => a - b).map(nodeName).join(",") || "none";
+      const answering = [...sample.views.keys()].sort((a, b) => a - b).map((id) => `${nodeName(id)}${sample.stale.has(id) ? " (timed out: last view kept)" : ""}`).join(",") || "none";
       if (answering !== lastAnswering) this.event(`answering /health: ${answering}`);
       lastAnswering = answering;
       await monitor.sample(sample);
@@ -570,7 +580,17 @@ class ChaosRun {
         if (typeof ids === "string") return ids;
         detail.nodes = ids;
         this.bind(step, ids);
-        for (const id of ids) await this.actOnNode(action.verb, id, actions);
+        if (PARALLEL_NODE_VERBS.has(action.verb)) {
+          // One step's nodes fail (or return) together, as the simulator has it: sequential docker kills
+          // would spread a "crash followers" over a second and delay what the expectations time.
+          const perNode = ids.map((): string[] => []);
+          const settled = await Promise.allSettled(ids.map((id, i) => this.actOnNode(action.verb, id, perNode[i]!)));
+          actions.push(...perNode.flat());
+          const failed = settled.find((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+          if (failed !== undefined) throw failed.reason;
+        } else {
+          for (const id of ids) await this.actOnNode(action.verb, id, actions);
+        }
         return undefined;
       }
       case "partition": {
@@ -729,8 +749,17 @@ class ChaosRun {
     this.bind(step, [target]);
     const record: RequestRecord = { sentMs, via, unsent: undefined, reply: undefined };
     if (step.id !== undefined) this.requests.set(step.id, record);
-    actions.push(`POST ${path} ${JSON.stringify(body)} to ${nodeName(via)}`);
     const verb = action.verb;
+    if (this.options.postgres === true && verb !== "transfer_leadership") {
+      // On PostgreSQL nodes membership changes go through the guide's SQL functions on `via`'s server.
+      const endpoints = this.endpoints.get(target)!;
+      const statement = verb === "add_node" ? addNodeStatement(target, endpoints.host, endpoints.peerPort) : removeNodeStatement(target);
+      actions.push(`SQL on ${nodeName(via)}'s PostgreSQL: ${statement.shown}`);
+      detail.sql = statement.shown;
+      this.pending.push(this.membershipBySql(verb, target, via, statement, record));
+      return undefined;
+    }
+    actions.push(`POST ${path} ${JSON.stringify(body)} to ${nodeName(via)}`);
     const sent = postJson(`${this.endpoints.get(via)!.clientUrl}${path}`, body, REQUEST_TIMEOUT_MS).then(
       (reply) => {
         const atMs = this.nowMs();
@@ -752,6 +781,37 @@ class ChaosRun {
     );
     this.pending.push(sent);
     return undefined;
+  }
+
+  /** Runs a membership statement on `via`'s PostgreSQL and records its reply (see membership-sql.ts). */
+  async membershipBySql(verb: "add_node" | "remove_node", target: number, via: number, statement: MembershipStatement, record: RequestRecord): Promise<void> {
+    this.membershipConnections ??= this.sqlConnectionsFor("membership");
+    try {
+      const rows = await this.membershipConnections.query(via, statement.text, statement.params, REQUEST_TIMEOUT_MS);
+      const atMs = this.nowMs();
+      const leaderAtReply = this.observer?.latest?.leader;
+      if (rows[0]?.ok === true) {
+        record.reply = { atMs, ok: true, code: undefined, message: "accepted", leaderId: undefined, leaderAtReply };
+        if (verb === "add_node") this.members.add(target);
+        else this.members.delete(target);
+      } else {
+        record.reply = { atMs, ok: false, code: "not_ok", message: `${statement.shown} returned ${JSON.stringify(rows[0]?.ok ?? null)}, not true`, leaderId: undefined, leaderAtReply };
+      }
+    } catch (error) {
+      const outcome = classifyMembershipFailure(error);
+      if (outcome.kind === "unsent") {
+        record.unsent = `${statement.shown} could not be sent to ${nodeName(via)}'s PostgreSQL: ${outcome.message}`;
+        this.event(`${verb} ${nodeName(target)} via ${nodeName(via)} (SQL): not sent: ${outcome.message}`);
+        return;
+      }
+      if (outcome.kind === "no_answer") {
+        this.event(`${verb} ${nodeName(target)} via ${nodeName(via)} (SQL): no answer: ${outcome.message}`);
+        return;
+      }
+      const leaderAtReply = this.observer?.latest?.leader;
+      record.reply = { atMs: this.nowMs(), ok: false, code: outcome.code, message: `SQLSTATE ${outcome.sqlState}: ${outcome.message}`, leaderId: outcome.leaderId, leaderAtReply };
+    }
+    this.event(`${verb} ${nodeName(target)} via ${nodeName(via)} (SQL): ${record.reply.ok ? "accepted" : `refused (${record.reply.code})`}`);
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ export class SqlFailure extends Error {
     readonly sent: boolean,
     /** The server's SQLSTATE, when the server answered with an error. */
     readonly sqlState: string | undefined,
+    /** The server's DETAIL line (pgraft's PR001 says leader_id=N there), when it sent one. */
+    readonly detail: string | undefined = undefined,
   ) {
     super(message);
   }
@@ -54,7 +56,8 @@ export class SqlConnections {
       const sqlState = (error as { code?: unknown }).code;
       const isServerError = typeof sqlState === "string" && /^[0-9A-Z]{5}$/.test(sqlState);
       if (!isServerError) this.#drop(id, client);
-      throw new SqlFailure(`n${id}: ${(error as Error).message}`, true, isServerError ? sqlState : undefined);
+      const detail = (error as { detail?: unknown }).detail;
+      throw new SqlFailure(`n${id}: ${(error as Error).message}`, true, isServerError ? sqlState : undefined, typeof detail === "string" ? detail : undefined);
     }
   }
 

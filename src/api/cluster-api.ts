@@ -3,7 +3,7 @@
  * habits and scripts carry over:
  *
  *   POST /v3/cluster/member/list    {}                                  -> {header, members}
- *   POST /v3/cluster/member/add     {peerURLs: ["http://host:port"], ID?} -> {header, member, members}
+ *   POST /v3/cluster/member/add     {peerURLs: ["http://host:port"], clientURLs?, name?, ID?} -> {header, member, members}
  *   POST /v3/cluster/member/remove  {ID: "3"}                           -> {header, members}
  *   POST /v3/maintenance/transfer-leadership {targetID: "2"}            -> {header}   (etcd's MoveLeader)
  *
@@ -11,6 +11,9 @@
  * - Member ids are pgraft's node ids (small integers, as strings like etcd's uint64 ids). `add` takes
  *   an optional `ID` so that the new node's `pgraft.node_id` (or its position in its own
  *   pgraft.initial_cluster) can be chosen up front; without one, the next free id is used and returned.
+ * - `add` also takes the new node's client URL (`clientURLs`, one "http://host:port") and its `name`
+ *   (pgraft.name), so that other nodes can forward to it and name it before it has started; a node
+ *   publishes both itself when it starts, replacing what `add` recorded.
  * - `add` answers once the node is a voter: it joins as a learner, catches up from the leader (start it
  *   first, with `pgraft.initial_cluster_state = existing`), and is promoted. `isLearner: true` is refused,
  *   since pgraft promotes learners itself.
@@ -19,11 +22,11 @@
  *   `list` answers on any node, from the configuration it has (the leader's is the newest).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isMemberAddress, MEMBER_ADDRESS_LENGTH_MAX, memberAddress } from "../core/membership.ts";
+import { isMemberAddress, isMemberClientUrl, isMemberName, MEMBER_ADDRESS_LENGTH_MAX, memberAddress, memberClientUrl, memberName } from "../core/membership.ts";
 import type { Membership, NodeId } from "../core/types.ts";
 import { InvalidRequestError } from "../errors.ts";
 import type { AdminResult, MembershipChange } from "../node/raft-node.ts";
-import { RouteError } from "./errors.ts";
+import { MemberNotFoundError, RouteError } from "./errors.ts";
 import { parseJsonBody, readBody, sendError, sendJson, type HttpRoute } from "./http-server.ts";
 import { encodeHeader } from "./kv-json.ts";
 import type { ResponseHeader } from "./kv-types.ts";
@@ -95,12 +98,19 @@ export class ClusterApi {
         if (body.isLearner === true) throw new InvalidRequestError("Cannot add a learner: pgraft adds every node as a learner and promotes it once it has caught up; leave out isLearner");
         const current = backend.membership();
         const nodeId = body.ID === undefined ? nextFreeId(current) : readNodeId(body.ID, "ID");
-        const membership = await this.#change({ type: "add", nodeId, address: peerUrl.address });
+        const clientUrl = readClientUrl(body);
+        const name = readName(body);
+        const membership = await this.#change({ type: "add", nodeId, address: peerUrl.address, ...(clientUrl === undefined ? {} : { clientUrl }), ...(name === undefined ? {} : { name }) });
         return { header: encodeHeader(backend.header()), member: this.#member(membership, nodeId), members: this.#members(membership) };
       }
       case "remove": {
         if (body.ID === undefined) throw new InvalidRequestError('Cannot remove a member without its id: send {"ID": "3"}');
-        const membership = await this.#change({ type: "remove", nodeId: readNodeId(body.ID, "ID") });
+        const nodeId = readNodeId(body.ID, "ID");
+        const membership = await this.#change({ type: "remove", nodeId }).catch((error: unknown) => {
+          // The leader refused the change against its own configuration: an id it does not have is
+          // etcd's NOT_FOUND ("member not found"), which etcdctl and clientv3 recognise.
+          throw error instanceof InvalidRequestError && !isMember(backend.membership(), nodeId) ? new MemberNotFoundError(nodeId) : error;
+        });
         return { header: encodeHeader(backend.header()), members: this.#members(membership) };
       }
       case "transfer-leadership": {
@@ -125,15 +135,19 @@ export class ClusterApi {
   #member(membership: Membership, nodeId: NodeId): Record<string, unknown> {
     const initial = this.#options.initialMember(nodeId);
     const address = memberAddress(membership, nodeId) ?? initial?.address;
-    const clientUrl = this.#options.clientUrl?.(nodeId);
+    const clientUrl = memberClientUrl(membership, nodeId) ?? this.#options.clientUrl?.(nodeId);
     return {
       ID: String(nodeId),
-      name: initial?.name ?? `node${nodeId}`,
+      name: memberName(membership, nodeId) ?? initial?.name ?? `node${nodeId}`,
       peerURLs: address === undefined ? [] : [`http://${address}`],
       clientURLs: clientUrl === undefined ? [] : [clientUrl],
       isLearner: membership.learners.includes(nodeId),
     };
   }
+}
+
+function isMember(membership: Membership, nodeId: NodeId): boolean {
+  return membership.voters.includes(nodeId) || membership.learners.includes(nodeId);
 }
 
 function parseBody(body: Buffer): Record<string, unknown> {
@@ -170,6 +184,30 @@ function readPeerUrl(body: Record<string, unknown>): { address: string } {
     );
   }
   return { address };
+}
+
+/** The optional client URL of `add`: at most one "http://host:port" (a trailing "/" is dropped). */
+function readClientUrl(body: Record<string, unknown>): string | undefined {
+  const urls = body.clientURLs;
+  if (urls === undefined || (Array.isArray(urls) && urls.length === 0)) return undefined;
+  if (!Array.isArray(urls) || urls.length !== 1 || typeof urls[0] !== "string") {
+    throw new InvalidRequestError('Cannot use clientURLs: send {"clientURLs": ["http://host:port"]} with one URL, the new node\'s client API (pgraft.client_address), or leave it out');
+  }
+  const text = urls[0].replace(/\/$/, "");
+  if (!isMemberClientUrl(text)) {
+    throw new InvalidRequestError(`Cannot use client URL ${JSON.stringify(urls[0].slice(0, 300))}: write it as http://host:port, with a port from 1 to 65535 and nothing after it`);
+  }
+  return text;
+}
+
+/** The optional name of `add`: the new node's pgraft.name. */
+function readName(body: Record<string, unknown>): string | undefined {
+  const name = body.name;
+  if (name === undefined || name === "") return undefined;
+  if (typeof name !== "string" || !isMemberName(name)) {
+    throw new InvalidRequestError(`Cannot use name ${JSON.stringify(name).slice(0, 100)}: a member's name is its pgraft.name, 1 to 63 letters, digits, "_", "." or "-", starting with a letter or digit`);
+  }
+  return name;
 }
 
 /**

@@ -58,6 +58,7 @@ export const ETCD_ERRORS = {
   leaseNotFound: "etcdserver: requested lease not found",
   leaseExists: "etcdserver: lease already exists",
   leaseTtlTooLarge: "etcdserver: too large lease TTL",
+  memberNotFound: "etcdserver: member not found",
 } as const;
 
 /** An error etcd clients recognise by its message (ETCD_ERRORS); `hint` says what to do, pgraft's way. */
@@ -101,6 +102,17 @@ export class LeaseNotFoundError extends EtcdError {
   readonly httpStatus = 404;
   constructor(readonly leaseId: number) {
     super(ETCD_ERRORS.leaseNotFound, `Cannot use lease ${leaseId}: it does not exist (never granted, revoked, or expired); grant a new one`);
+  }
+}
+
+/** A member remove named an id that is not a member: NOT_FOUND, as etcd answers (etcdctl prints it). */
+export class MemberNotFoundError extends EtcdError {
+  override name = "MemberNotFoundError";
+  readonly code = "member_not_found";
+  readonly grpcCode = 5;
+  readonly httpStatus = 404;
+  constructor(readonly memberId: number) {
+    super(ETCD_ERRORS.memberNotFound, `Cannot remove member ${memberId}: it is not a member of the cluster; list the members (POST /v3/cluster/member/list, etcdctl member list) for their ids`);
   }
 }
 

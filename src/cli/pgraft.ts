@@ -5,11 +5,14 @@
  *
  *   pgraft start [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
  *   pgraft status [--endpoints http://host:port,...] [--config FILE] [--json]
- *   pgraft member list|add|remove [--id N] [--peer-url http://host:port] [--endpoints ...] [--json]
+ *   pgraft member list|add|remove [--id N] [--peer-url http://host:port] [--client-url http://host:port] [--name NAME] [--endpoints ...] [--json]
  *
  * Settings come from a standalone file in postgresql.conf syntax (--config, only pgraft.* names), from
  * a real postgresql.conf (--postgresql-conf, where other names are PostgreSQL's own), then from
- * command-line overrides; later wins. Exit codes: 0 ok, 1 runtime failure, 2 bad usage or settings.
+ * command-line overrides; later wins. Exit codes: 0 ok (for `start`: stopped by a signal), 1 runtime
+ * failure or an environment in the way (a port another process holds, a data directory that is not
+ * writable or that another node has locked), 2 bad usage or settings (including a pgraft.data_dir that
+ * is a file), 3 `start` only: this node was removed from the cluster (pgraft.on_removed = exit).
  */
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -21,7 +24,9 @@ import { ConfigError, loadPgraftConfig, type PgraftConfig, type SettingsFileRefe
 import type { ClusterReport } from "../api/index.ts";
 import { StorageCorruptionError } from "../storage/raft-storage.ts";
 import { createLogger } from "../server/logger.ts";
-import { NodeServer } from "../server/node-server.ts";
+import { NodeServer, REMOVED_EXIT_CODE } from "../server/node-server.ts";
+import { StartupError } from "../server/preflight.ts";
+import { TransportError } from "../transport/index.ts";
 import { PACKAGE_VERSION } from "../server/version.ts";
 
 export class UsageError extends Error {
@@ -32,7 +37,7 @@ const USAGE = `Usage:
   pgraft start [--pgdata DIR [--pg-port N] [--pg-bin DIR] | --postgres CONNINFO] [--config FILE] [--postgresql-conf FILE] [pgraft.NAME=VALUE ...]
   pgraft status [--endpoints http://host:port,...] [--config FILE] [pgraft.NAME=VALUE ...] [--json]
   pgraft member list [--endpoints ...] [--config FILE] [--json]
-  pgraft member add --peer-url http://host:port [--id N] [--endpoints ...] [--config FILE] [--json]
+  pgraft member add --peer-url http://host:port [--client-url http://host:port] [--name NAME] [--id N] [--endpoints ...] [--config FILE] [--json]
   pgraft member remove --id N [--endpoints ...] [--config FILE] [--json]
   pgraft settings [--json]
   pgraft version`;
@@ -45,6 +50,9 @@ interface Parsed {
   /** `pgraft member`: the member's id and peer URL. */
   readonly id: string | undefined;
   readonly peerUrl: string | undefined;
+  /** `pgraft member add`: the new node's client URL and name (it also publishes both when it starts). */
+  readonly clientUrl: string | undefined;
+  readonly name: string | undefined;
   /** `pgraft start`: the PostgreSQL server to supervise (--pgdata) or attach to (--postgres). */
   readonly pgdata: string | undefined;
   readonly pgPort: number | undefined;
@@ -60,6 +68,8 @@ export function parseArguments(argv: readonly string[]): Parsed {
   let json = false;
   let id: string | undefined;
   let peerUrl: string | undefined;
+  let clientUrl: string | undefined;
+  let name: string | undefined;
   let pgdata: string | undefined;
   let pgPort: number | undefined;
   let pgBin: string | undefined;
@@ -77,6 +87,8 @@ export function parseArguments(argv: readonly string[]): Parsed {
     else if (arg === "--json") json = true;
     else if (arg === "--id") id = value();
     else if (arg === "--peer-url") peerUrl = value();
+    else if (arg === "--client-url") clientUrl = value();
+    else if (arg === "--name") name = value();
     else if (arg === "--pgdata") pgdata = value();
     else if (arg === "--postgres") postgres = value();
     else if (arg === "--pg-bin") pgBin = value();
@@ -91,7 +103,7 @@ export function parseArguments(argv: readonly string[]): Parsed {
   if (pgdata !== undefined && postgres !== undefined) throw new UsageError(`Use --pgdata (pgraft starts PostgreSQL) or --postgres (it attaches to a running one), not both\n${USAGE}`);
   if (pgPort !== undefined && pgdata === undefined) throw new UsageError(`--pg-port goes with --pgdata: the port of the PostgreSQL server pgraft starts\n${USAGE}`);
   if (pgBin !== undefined && pgdata === undefined) throw new UsageError(`--pg-bin goes with --pgdata: the directory of the postgres and initdb that pgraft runs\n${USAGE}`);
-  return { files, overrides, endpoints, json, id, peerUrl, pgdata, pgPort, pgBin, postgres };
+  return { files, overrides, endpoints, json, id, peerUrl, clientUrl, name, pgdata, pgPort, pgBin, postgres };
 }
 
 function loadConfig(parsed: Parsed, pgdata: string | undefined = process.env.PGDATA): PgraftConfig {
@@ -165,7 +177,19 @@ async function start(argv: readonly string[]): Promise<number> {
       logger.fatal(error.message);
       return 1;
     }
-    throw error;
+    if (error instanceof StartupError) {
+      logger.fatal({ code: error.code }, error.message);
+      return error.exitCode;
+    }
+    if (error instanceof TransportError) {
+      logger.fatal(error.message);
+      return 1;
+    }
+    // Anything else is a bug or an unforeseen environment: say so in one line; the stack is for debugging.
+    const message = error instanceof Error ? error.message : String(error);
+    if (logger.isLevelEnabled("debug")) logger.fatal({ err: error }, `Cannot start the node: ${message}`);
+    else logger.fatal(`Cannot start the node: ${message}; run with PGRAFT_LOG_LEVEL=debug for the stack trace`);
+    return 1;
   }
   const running = server;
   let exitCode = 0;
@@ -192,6 +216,12 @@ async function start(argv: readonly string[]): Promise<number> {
         shutdown("PostgreSQL did not start");
       },
     );
+    // A node removed from the cluster has said what happened and what to do; by default it exits.
+    void running.removed.then(() => {
+      if (config.onRemoved !== "exit" || stopping) return;
+      exitCode = REMOVED_EXIT_CODE;
+      shutdown("removed from the cluster");
+    });
     if (stopSignal !== undefined) shutdown(`received ${stopSignal}`);
     else onStopSignal = (signal) => shutdown(`received ${signal}`);
   });
@@ -202,6 +232,35 @@ async function fetchReport(url: string, timeoutMs: number): Promise<ClusterRepor
   const response = await fetch(`${url.replace(/\/$/, "")}/cluster`, { signal: AbortSignal.timeout(timeoutMs) });
   if (!response.ok) throw new Error(`${url}/cluster answered ${response.status}`);
   return (await response.json()) as ClusterReport;
+}
+
+/**
+ * The configured endpoints, then every member's client URL that one of them reports (the membership
+ * carries them), so that `status` and `member` reach members added after the settings were written.
+ */
+async function discoverEndpoints(parsed: Parsed): Promise<string[]> {
+  const endpoints = [...statusEndpoints(parsed)];
+  const known = new Set(endpoints.map(normalizeUrl));
+  const answers = await Promise.all(endpoints.map((url) => fetchMembers(url).catch(() => undefined)));
+  const found = answers.find((members) => members !== undefined);
+  for (const member of found ?? []) {
+    for (const url of member.clientURLs) {
+      if (known.has(normalizeUrl(url))) continue;
+      known.add(normalizeUrl(url));
+      endpoints.push(url);
+    }
+  }
+  return endpoints;
+}
+
+function normalizeUrl(url: string): string {
+  return url.replace(/\/+$/, "");
+}
+
+async function fetchMembers(url: string): Promise<MemberJson[]> {
+  const response = await fetch(`${normalizeUrl(url)}/v3/cluster/member/list`, { method: "POST", body: "{}", signal: AbortSignal.timeout(2_000) });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+  return ((await response.json()) as { members?: MemberJson[] }).members ?? [];
 }
 
 function statusEndpoints(parsed: Parsed): string[] {
@@ -236,17 +295,15 @@ export function formatStatus(report: ClusterReport): string {
 
 async function status(argv: readonly string[]): Promise<number> {
   const parsed = parseArguments(argv);
-  const endpoints = statusEndpoints(parsed);
+  const endpoints = await discoverEndpoints(parsed);
   const errors: string[] = [];
   // Prefer the leader's view: it knows every member's replication progress.
   const reports: ClusterReport[] = [];
-  for (const url of endpoints) {
-    try {
-      reports.push(await fetchReport(url, 2_000));
-    } catch (error) {
-      errors.push(`${url}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
+  const answers = await Promise.allSettled(endpoints.map((url) => fetchReport(url, 2_000)));
+  answers.forEach((answer, i) => {
+    if (answer.status === "fulfilled") reports.push(answer.value);
+    else errors.push(`${endpoints[i]}: ${answer.reason instanceof Error ? answer.reason.message : String(answer.reason)}`);
+  });
   if (reports.length === 0) {
     process.stderr.write(`pgraft: Cannot read the cluster status: no endpoint answered (${errors.join("; ")}); check that the nodes run and --endpoints is right\n`);
     return 1;
@@ -288,9 +345,20 @@ async function member(argv: readonly string[]): Promise<number> {
   const parsed = parseArguments(rest);
   if (operation === "add" && parsed.peerUrl === undefined) throw new UsageError(`pgraft member add needs --peer-url http://host:port, the new node's pgraft.listen_address\n${USAGE}`);
   if (operation === "remove" && parsed.id === undefined) throw new UsageError(`pgraft member remove needs --id N, the id of the member to remove\n${USAGE}`);
-  const body = operation === "list" ? {} : operation === "add" ? { peerURLs: [parsed.peerUrl], ...(parsed.id === undefined ? {} : { ID: parsed.id }) } : { ID: parsed.id };
+  const body =
+    operation === "list"
+      ? {}
+      : operation === "add"
+        ? {
+            peerURLs: [parsed.peerUrl],
+            ...(parsed.clientUrl === undefined ? {} : { clientURLs: [parsed.clientUrl] }),
+            ...(parsed.name === undefined ? {} : { name: parsed.name }),
+            ...(parsed.id === undefined ? {} : { ID: parsed.id }),
+          }
+        : { ID: parsed.id };
   const errors: string[] = [];
-  for (const url of statusEndpoints(parsed)) {
+  // Only the leader adds and removes: try every member the configured endpoints know of.
+  for (const url of operation === "list" ? statusEndpoints(parsed) : await discoverEndpoints(parsed)) {
     let response: Response;
     try {
       // Adding includes the new node's catch-up: allow it the node's own 20 s and some.
@@ -344,6 +412,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`pgraft: ${error.message}\n`);
       return 2;
     }
-    throw error;
+    // No stack trace unless asked for (PGRAFT_LOG_LEVEL=debug): one line that says what failed.
+    const message = error instanceof Error ? error.message : String(error);
+    if (process.env.PGRAFT_LOG_LEVEL === "debug" || process.env.PGRAFT_LOG_LEVEL === "trace") process.stderr.write(`pgraft: ${error instanceof Error ? (error.stack ?? message) : message}\n`);
+    else process.stderr.write(`pgraft: ${message}; run with PGRAFT_LOG_LEVEL=debug for the stack trace\n`);
+    return 1;
   }
 }

@@ -127,6 +127,8 @@ export const SETTINGS: readonly SettingDefinition[] = Object.freeze([
     description: "name1=host:port,name2=host:port,...: the founding members, identical on every node" }),
   define({ name: "initial_cluster_state", type: "enum", field: "initialClusterState", allowedValues: ["new", "existing"], defaultValue: "new",
     description: "new: this node founds the cluster with the members of pgraft.initial_cluster; existing: it joins a running cluster that added it first (with its address) and waits for the leader to contact it" }),
+  define({ name: "on_removed", type: "enum", field: "onRemoved", allowedValues: ["exit", "idle"], defaultValue: "exit",
+    description: "What a node does when it learns a committed configuration removed it: exit (pgraft start exits with code 3) or idle (it stops taking part, keeps its client port, and /health answers 503); either way it logs what to do: wipe its data directory before it joins again as a new member" }),
   define({ name: "data_dir", type: "path", field: "dataDir", defaultDescription: "$PGDATA/pgraft",
     description: "Directory of the Raft log, hard state and snapshots; relative paths are resolved against $PGDATA" }),
   define({ name: "profile", type: "enum", field: "profile", allowedValues: TUNING_PROFILE_NAMES,

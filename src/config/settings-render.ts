@@ -36,6 +36,7 @@ export function formatSettingValue(config: PgraftConfig, name: string, options: 
     case "pgraft.initial_cluster":
       return quoteSettingValue(config.initialCluster.map((member) => `${member.name}=${formatHostAndPort(member)}`).join(","));
     case "pgraft.initial_cluster_state": return config.initialClusterState;
+    case "pgraft.on_removed": return config.onRemoved;
     case "pgraft.data_dir": return quoteSettingValue(config.dataDir);
     case "pgraft.profile": return config.profile;
     case "pgraft.election_timeout": return `${config.electionTimeoutMs}ms`;

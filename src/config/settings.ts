@@ -86,6 +86,8 @@ export interface PgraftConfig {
   readonly initialCluster: readonly ClusterMember[];
   /** "new": found the cluster with initial_cluster; "existing": join a cluster that added this node. */
   readonly initialClusterState: "new" | "existing";
+  /** What the node does once it learns it was removed from the cluster (pgraft.on_removed). */
+  readonly onRemoved: "exit" | "idle";
   readonly dataDir: string;
   readonly profile: TuningProfileName | undefined;
   readonly electionTimeoutMs: number;
@@ -188,6 +190,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     checkQuorum: readSafetyFlag(context, "pgraft.check_quorum"),
     dataDir: readDataDirectory(context),
     initialClusterState: read(context, "pgraft.initial_cluster_state", (raw) => parseEnum(raw, ["new", "existing"] as const))?.value,
+    onRemoved: read(context, "pgraft.on_removed", (raw) => parseEnum(raw, ["exit", "idle"] as const))?.value,
     peerAuthentication: readPeerAuthentication(context),
     tls: readTls(context),
     fenceWrites: readBoolean(context, "pgraft.fence_writes")?.value,
@@ -202,6 +205,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     listenPort: defined(identity.listen?.value.port, "listenPort"),
     initialCluster: Object.freeze(defined(identity.initialCluster, "initialCluster")),
     initialClusterState: defined(values.initialClusterState, "initialClusterState"),
+    onRemoved: defined(values.onRemoved, "onRemoved"),
     dataDir: defined(values.dataDir, "dataDir"),
     profile: timing.profile?.value,
     electionTimeoutMs: defined(timing.electionTimeout?.value, "electionTimeoutMs"),

@@ -272,10 +272,10 @@ export class Raft {
   }
 
   /**
-   * Proposes adding (as a learner, promoted once caught up) or removing one node. One change at a
-   * time: a second waits until the first is committed.
+   * Proposes adding (as a learner, promoted once caught up) or removing one node, or updating a
+   * member's name and client URL. One change at a time: a second waits until the first is committed.
    */
-  proposeMembership(request: { readonly type: "add" | "remove"; readonly nodeId: NodeId; readonly address?: string }): MembershipProposeResult {
+  proposeMembership(request: Exclude<MembershipRequest, { readonly type: "promote" }>): MembershipProposeResult {
     if (this.#role !== "leader") return { ok: false, reason: "not_leader", leaderId: this.#leaderId };
     if (this.#leadTransferee !== NODE_NONE) return { ok: false, reason: "transferring", transferee: this.#leadTransferee };
     if (this.#configIndex > this.#log.committed) return { ok: false, reason: "change_in_progress", configIndex: this.#configIndex };

@@ -44,6 +44,14 @@ export interface Membership {
    * core only carries them from the request into the configuration entry and on.
    */
   readonly addresses?: Readonly<Record<string, string>>;
+  /**
+   * Members' names (pgraft.name) and client URLs ("http://host:port"), by node id: given to
+   * `member add` or published by each node when it starts (etcd's member attributes), so that
+   * forwarding, status and member lists follow the cluster as it changes. Entries written before these
+   * existed have neither.
+   */
+  readonly names?: Readonly<Record<string, string>>;
+  readonly clientUrls?: Readonly<Record<string, string>>;
 }
 
 export interface SnapshotMetadata {

@@ -34,8 +34,10 @@ export type ClientCallback = (result: ClientResult) => void;
 
 /** A membership change, one server at a time (thesis 4.1). */
 export type MembershipChange =
-  | { readonly type: "add"; readonly nodeId: NodeId; readonly address?: string }
-  | { readonly type: "remove"; readonly nodeId: NodeId };
+  | { readonly type: "add"; readonly nodeId: NodeId; readonly address?: string; readonly name?: string; readonly clientUrl?: string }
+  | { readonly type: "remove"; readonly nodeId: NodeId }
+  /** A member's own name and client URL (etcd's member attribute update). */
+  | { readonly type: "attributes"; readonly nodeId: NodeId; readonly name?: string; readonly clientUrl?: string };
 
 export type AdminResult =
   | { readonly ok: true; readonly membership: Membership }
@@ -292,13 +294,17 @@ export class RaftNode {
    * committed (for an add: once the new node has caught up and been promoted to voter).
    */
   changeMembership(change: MembershipChange, callback: AdminCallback): void {
-    const action = change.type === "add" ? `add node ${change.nodeId}` : `remove node ${change.nodeId}`;
-    const result = this.raft.proposeMembership(change.type === "add" ? { type: "add", nodeId: change.nodeId, address: change.address } : change);
+    const action = change.type === "attributes" ? `update the attributes of node ${change.nodeId}` : `${change.type} node ${change.nodeId}`;
+    const result = this.raft.proposeMembership(change);
     if (!result.ok) return callback({ ok: false, error: this.#adminRefusal(result, action) });
     const satisfied =
       change.type === "add"
         ? (membership: Membership) => membership.voters.includes(change.nodeId)
-        : (membership: Membership) => !membership.voters.includes(change.nodeId) && !membership.learners.includes(change.nodeId);
+        : change.type === "remove"
+          ? (membership: Membership) => !membership.voters.includes(change.nodeId) && !membership.learners.includes(change.nodeId)
+          : (membership: Membership) =>
+              (change.name === undefined || membership.names?.[String(change.nodeId)] === change.name) &&
+              (change.clientUrl === undefined || membership.clientUrls?.[String(change.nodeId)] === change.clientUrl);
     // Adding a node includes its catch-up (maybe by snapshot) and promotion: allow it more time.
     const timeoutMs = 4 * this.#options.requestTimeoutMs;
     const deadlineMs = this.#options.timers.nowMs() + timeoutMs;

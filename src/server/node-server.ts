@@ -12,8 +12,8 @@ import { createEtcdEndpoints, type EtcdEndpoints } from "../api/etcd-endpoints.t
 import { createGatewayCaller } from "../api/grpc-forward.ts";
 import { EtcdGrpcServer } from "../api/grpc-server.ts";
 import { formatHostAndPort, parseHostAndPort, type HostAndPort, type PgraftConfig } from "../config/index.ts";
-import { memberAddress } from "../core/membership.ts";
-import type { NodeId } from "../core/types.ts";
+import { isMemberClientUrl, memberAddress, memberClientUrl, memberName } from "../core/membership.ts";
+import type { Membership, NodeId } from "../core/types.ts";
 import { createMetricsRoute, NodeMetrics } from "../metrics/index.ts";
 import { RaftNode } from "../node/raft-node.ts";
 import { RealTimers } from "../node/real-timers.ts";
@@ -26,9 +26,17 @@ import { buildStatusRow } from "../postgres/status-row.ts";
 import { startWireServer, type RunningWireServer } from "../postgres/wire-server.ts";
 import type { PgraftLogger } from "./logger.ts";
 import { PACKAGE_VERSION } from "./version.ts";
+import { MembershipChangeInProgressError } from "../errors.ts";
+import type { DirectoryLock } from "../storage/directory-lock.ts";
+import { preflight } from "./preflight.ts";
+import { createMemberAttributesRoute, MEMBER_ATTRIBUTES_PATH } from "./member-attributes.ts";
 
 /** The client API waits this long for the node's own answer before giving up on a request. */
 const REQUEST_TIMEOUT_MS = 5_000;
+/** What `pgraft start` exits with once the node learns it was removed (pgraft.on_removed = exit). */
+export const REMOVED_EXIT_CODE = 3;
+/** How often a node checks that the configuration carries its name and client URL. */
+const PUBLISH_INTERVAL_MS = 1_000;
 
 export interface NodeServerOptions {
   readonly config: PgraftConfig;
@@ -73,6 +81,7 @@ export class NodeServer {
   #bridge: PostgresBridge | undefined;
   readonly #postgres: NodePostgresOptions | undefined;
   #stopped = false;
+  #lock: DirectoryLock | undefined;
 
   private constructor(options: NodeServerOptions, disk: FileDisk, storage: RaftStorage) {
     const { config, logger } = options;
@@ -84,12 +93,14 @@ export class NodeServer {
     const state = storage.state();
     const tickMs = tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs);
     const electionTimeoutTicks = config.electionTimeoutMs / tickMs;
-    const nameOf = (id: NodeId): string => members.find((member) => member.nodeId === id)?.name ?? `node ${id}`;
+    const nameOf = (id: NodeId): string => (node === undefined ? undefined : this.memberName(id)) ?? `node ${id}`;
     let node: RaftNode | undefined;
     this.transport = TcpTransport.fromConfig(config, {
       onMessage: (message) => node?.receive(message),
       // The transport logs peers going up and down itself; the node only needs to know.
       onPeerDown: (event) => node?.peerDown(event.nodeId),
+      // Deferred: the callback runs inside the transport, which #learnedRemoved() closes.
+      onRemoved: (event) => setImmediate(() => this.#peerSaysRemoved(event)),
       logger: { info: (line) => logger.info(withoutPrefix(line)), warn: (line) => logger.warn(withoutPrefix(line)) },
     });
     this.metrics = new NodeMetrics({
@@ -147,6 +158,7 @@ export class NodeServer {
       observer: {
         persisted: (_, ready) => {
           this.#syncPeers();
+          this.#checkRemoved();
           const soft = ready.softState;
           if (!soft) return;
           if (soft.role !== role) {
@@ -224,17 +236,94 @@ export class NodeServer {
     for (const peer of this.transport.peers()) {
       if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId)) this.transport.removePeer(peer.nodeId);
     }
+    // Members a committed configuration removed are refused from now on, so that they learn it and stop
+    // (etcd's "member removed"). Not while this node has no configuration yet (it is joining).
+    for (const nodeId of wanted) this.#knownMembers.add(nodeId);
+    if (committed && membership.voters.length > 0) {
+      for (const nodeId of [...founding, ...this.#knownMembers]) {
+        if (nodeId !== this.config.nodeId && !wanted.has(nodeId)) this.transport.markRemoved(nodeId, raft.log.committed);
+      }
+    }
+  }
+
+  /** Every node id this node has seen in a configuration since it started. */
+  readonly #knownMembers = new Set<NodeId>();
+  /** Whether a configuration this node had listed it: only a node that was a member can be removed. */
+  #wasMember = false;
+  #removal: string | undefined;
+  #removedListeners: ((notice: string) => void)[] = [];
+
+  /** Resolves once the node has learned that it was removed from the cluster (with the log line). */
+  readonly removed: Promise<string> = new Promise((resolve) => this.#removedListeners.push(resolve));
+
+  #isSelfMember(membership: Membership): boolean {
+    return membership.voters.includes(this.config.nodeId) || membership.learners.includes(this.config.nodeId);
+  }
+
+  /** After each persisted Ready: a committed configuration without this node, once it was in one. */
+  #checkRemoved(): void {
+    if (this.#removal !== undefined) return;
+    const raft = this.node.raft;
+    if (this.#isSelfMember(raft.membership)) {
+      this.#wasMember = true;
+      return;
+    }
+    if (this.#wasMember && raft.configIndex <= raft.log.committed) {
+      // Deferred: this runs inside the node's Ready handling, which must finish before the node stops.
+      const how = `the configuration committed at log index ${raft.configIndex} no longer lists it`;
+      setImmediate(() => this.#learnedRemoved(how));
+    }
+  }
+
+  /**
+   * A peer refused this node as removed. Trusted when this node's own configuration listing itself is
+   * no newer than what the peer has committed (a peer that lags behind a later re-add is not believed),
+   * or when its own log already holds its removal.
+   */
+  #peerSaysRemoved(event: { readonly by: NodeId; readonly commitIndex: number }): void {
+    if (this.#removal !== undefined || this.#stopped) return;
+    const raft = this.node.raft;
+    const selfListed = this.#isSelfMember(raft.membership);
+    const listedSince = Math.max(raft.configIndex, raft.log.snapshotIndex);
+    if ((selfListed && listedSince <= event.commitIndex) || (!selfListed && this.#wasMember)) {
+      this.#learnedRemoved(`${this.memberName(event.by) ?? `node ${event.by}`} (node ${event.by}) refused it as a removed member (its commit index is ${event.commitIndex})`);
+    }
+  }
+
+  /** Stops taking part in the cluster for good, says so, and tells `removed`'s listeners. */
+  #learnedRemoved(how: string): void {
+    if (this.#removal !== undefined || this.#stopped) return;
+    const config = this.config;
+    const idle = config.onRemoved === "idle";
+    const own = this.advertisedClientUrl;
+    const notice =
+      `This node (${config.name}, node ${config.nodeId}) was removed from the cluster: ${how}. It no longer votes, campaigns or serves requests` +
+      (idle ? "; it idles (pgraft.on_removed = idle) with /health answering 503 until it is stopped. " : ` and exits with code ${REMOVED_EXIT_CODE} (pgraft.on_removed = exit). `) +
+      `Do not start it again as it is: to bring this machine back as a new member, wipe its data directory ${config.dataDir}, ` +
+      "start it with pgraft.initial_cluster_state = existing, and add it on the leader " +
+      `(pgraft member add --peer-url http://${formatHostAndPort({ host: config.listenHost, port: config.listenPort })}${own === undefined ? "" : ` --client-url ${own}`} --name ${config.name})`;
+    this.#removal = notice;
+    this.#logger.error({ removed: true }, notice);
+    clearInterval(this.#publishTimer);
+    this.node.stop();
+    void this.transport.close();
+    for (const listener of this.#removedListeners.splice(0)) listener(notice);
   }
 
   /** Opens the data directory, starts the transport, the node and the HTTP endpoints. */
   static async start(options: NodeServerOptions): Promise<NodeServer> {
     const { config, logger } = options;
-    const disk = new FileDisk(config.dataDir);
+    // Throws StartupError (data directory, ports, secret) before anything touches the log or a peer.
+    const lock = await preflight(config);
+    if (lock.takenOverFromPid !== undefined) logger.info(`took over the lock of ${config.dataDir} from process ${lock.takenOverFromPid}, which no longer runs`);
+    let disk: FileDisk | undefined;
     let storage: RaftStorage;
     try {
+      disk = new FileDisk(config.dataDir);
       storage = RaftStorage.open(disk, { segmentEntriesMax: Math.max(64, config.logEntriesMax) });
     } catch (error) {
-      disk.close();
+      disk?.close();
+      lock.release();
       throw error;
     }
     const state = storage.state();
@@ -242,7 +331,15 @@ export class NodeServer {
       { dataDir: config.dataDir, term: state.hardState.term, entries: state.entries.length, snapshot: state.snapshot?.metadata.index ?? 0 },
       `starting ${config.name} (node ${config.nodeId}) of cluster ${config.clusterId}: term ${state.hardState.term}, ${state.entries.length} log entries`,
     );
-    const server = new NodeServer(options, disk, storage);
+    let server: NodeServer;
+    try {
+      server = new NodeServer(options, disk, storage);
+    } catch (error) {
+      disk.close();
+      lock.release();
+      throw error;
+    }
+    server.#lock = lock;
     try {
       await server.#startEndpoints();
     } catch (error) {
@@ -273,13 +370,97 @@ export class NodeServer {
     const peer = configured ?? (initial ? formatHostAndPort(initial) : undefined);
     const client = this.#clientUrlOf(id);
     const where = [peer ? `peer ${peer}` : undefined, client ? `client ${client}` : undefined].filter((part) => part !== undefined).join(", ");
-    return `${initial?.name ?? `node${id}`} (node ${id}${where ? `, ${where}` : ""})`;
+    return `${this.memberName(id) ?? `node${id}`} (node ${id}${where ? `, ${where}` : ""})`;
   }
 
+  /**
+   * A member's name: this node's own pgraft.name, else the one the configuration carries (published
+   * by the member or given to `member add`), else its pgraft.initial_cluster entry.
+   */
+  memberName(id: NodeId): string | undefined {
+    if (id === this.config.nodeId) return this.config.name;
+    const raft = this.node.raft;
+    return memberName(raft.membership, id) ?? memberName(raft.committedMembership, id) ?? this.config.initialCluster.find((member) => member.nodeId === id)?.name;
+  }
+
+  /**
+   * A member's client URL: the one the configuration carries (published by the member when it
+   * started, or given to `member add`), else its pgraft.client_urls entry. The configuration comes
+   * first, so forwarding, status and member lists follow the cluster as it changes.
+   */
   #clientUrlOf(id: NodeId): string | undefined {
-    const member = this.config.initialCluster.find((candidate) => candidate.nodeId === id);
-    const address = member ? this.config.clientUrls[member.name] : undefined;
+    const raft = this.node.raft;
+    const published = memberClientUrl(raft.membership, id) ?? memberClientUrl(raft.committedMembership, id);
+    if (published !== undefined) return published;
+    const name = this.config.initialCluster.find((candidate) => candidate.nodeId === id)?.name;
+    const address = name === undefined ? undefined : this.config.clientUrls[name];
     return address ? `http://${address}` : undefined;
+  }
+
+  /**
+   * The client URL this node publishes: its own pgraft.client_urls entry, else the address its client
+   * API listens on, unless that is a wildcard (0.0.0.0, ::) that other nodes cannot dial.
+   */
+  get advertisedClientUrl(): string | undefined {
+    const configured = this.config.clientUrls[this.config.name];
+    if (configured !== undefined) return `http://${configured}`;
+    if (this.#client === undefined || ["0.0.0.0", "::", "[::]"].includes(this.config.clientHost)) return undefined;
+    return isMemberClientUrl(this.#client.url) ? this.#client.url : undefined;
+  }
+
+  #publishTimer: NodeJS.Timeout | undefined;
+  #publishing = false;
+  #publishWarning: string | undefined;
+
+  /**
+   * Publishes this node's name and client URL when the configuration lacks them or has others (etcd's
+   * member attribute update): the leader proposes its own; a follower posts them to the leader. Checked
+   * every PUBLISH_INTERVAL_MS, one request at a time; costs nothing once the configuration agrees.
+   */
+  #publishTick(): void {
+    if (this.#stopped || this.#publishing) return;
+    const own = this.advertisedClientUrl;
+    if (own === undefined) return;
+    const raft = this.node.raft;
+    const self = this.config.nodeId;
+    const membership = raft.membership;
+    if (!membership.voters.includes(self) && !membership.learners.includes(self)) return;
+    if (memberName(membership, self) === this.config.name && memberClientUrl(membership, self) === own) return;
+    if (raft.configIndex > raft.log.committed) return;
+    const change = { type: "attributes", nodeId: self, name: this.config.name, clientUrl: own } as const;
+    // A change in progress (another member publishing, a new leader's first commit) is retried quietly.
+    const done = (problem: string | undefined, quiet = false): void => {
+      this.#publishing = false;
+      if (quiet) return;
+      if (problem === undefined) {
+        this.#publishWarning = undefined;
+        this.#logger.info(`published this node's name ${this.config.name} and client URL ${own} to the cluster`);
+      } else if (problem !== this.#publishWarning) {
+        this.#publishWarning = problem;
+        this.#logger.warn(`Cannot publish this node's client URL ${own} yet: ${problem}; retrying every ${PUBLISH_INTERVAL_MS} ms`);
+      }
+    };
+    if (raft.role === "leader") {
+      this.#publishing = true;
+      this.node.changeMembership(change, (result) => done(result.ok ? undefined : result.error.message, !result.ok && result.error instanceof MembershipChangeInProgressError));
+      return;
+    }
+    const leaderId = raft.leaderId;
+    if (leaderId === 0) return;
+    const leaderUrl = this.#clientUrlOf(leaderId);
+    if (leaderUrl === undefined) return done(`the leader, node ${leaderId}, has no known client URL (it publishes its own when it starts)`);
+    this.#publishing = true;
+    fetch(`${leaderUrl}${MEMBER_ATTRIBUTES_PATH}`, {
+      method: "POST",
+      body: JSON.stringify({ ID: String(self), name: this.config.name, clientURLs: [own] }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    }).then(
+      async (response) => {
+        const answer = (await response.json().catch(() => ({}))) as { message?: string };
+        done(response.ok ? undefined : `the leader at ${leaderUrl} answered ${response.status}: ${answer.message ?? "no message"}`, response.status === 409);
+      },
+      (error: unknown) => done(`the leader at ${leaderUrl} did not answer: ${error instanceof Error ? error.message : String(error)}`),
+    );
   }
 
   /** Starts the command endpoint for the SQL functions and the bridge to PostgreSQL. */
@@ -321,7 +502,7 @@ export class NodeServer {
           name: config.name,
           electionTimeoutTicks: config.electionTimeoutMs / tickMs,
           tickMs,
-          memberName: (id) => members.find((member) => member.nodeId === id)?.name,
+          memberName: (id) => this.memberName(id),
           peerAddress: (id) => {
             if (id === config.nodeId) return { host: config.listenHost, port: config.listenPort };
             const configured = memberAddress(status.membership, id);
@@ -391,9 +572,10 @@ export class NodeServer {
       clientUrl: urlOf,
     });
     const health = createHealthRoute({
-      status: () => (this.#stopped ? undefined : this.node.status()),
+      // A removed node reports itself stopped: /health answers 503 while it idles.
+      status: () => (this.#stopped || this.#removal !== undefined ? undefined : this.node.status()),
       clusterId: config.clusterId,
-      memberName: (id) => config.initialCluster.find((member) => member.nodeId === id)?.name,
+      memberName: (id) => this.memberName(id),
       electionTimeoutTicks: config.electionTimeoutMs / tickMsFor(config.electionTimeoutMs, config.heartbeatIntervalMs),
       peerHealthUrls: urlOf,
       postgres:
@@ -418,7 +600,15 @@ export class NodeServer {
     this.#client = await startHttpServer({
       host: config.clientHost,
       port: config.clientPort,
-      routes: [etcd.streamRoute, clusterApi.route, api.route, health, etcd.versionRoute, etcd.unimplementedRoute],
+      routes: [
+        etcd.streamRoute,
+        createMemberAttributesRoute({ changeMembership: (change, callback) => this.node.changeMembership(change, callback) }),
+        clusterApi.route,
+        api.route,
+        health,
+        etcd.versionRoute,
+        etcd.unimplementedRoute,
+      ],
       logger: apiLogger,
       http2Connections: (connection) => grpc.injectConnection(connection),
     });
@@ -427,17 +617,21 @@ export class NodeServer {
       this.#metricsServer = await startHttpServer({ host: config.clientHost, port: config.metricsPort, routes: [createMetricsRoute(this.metrics)], logger: apiLogger });
       logger.info(`Prometheus metrics on ${this.#metricsServer.url}/metrics`);
     }
+    this.#publishTimer = setInterval(() => this.#publishTick(), PUBLISH_INTERVAL_MS);
+    this.#publishTick();
   }
 
   /** Stops serving; the data directory stays as it is (a restart recovers from it). */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
+    clearInterval(this.#publishTimer);
     this.node.stop();
     this.#etcd?.close();
     this.#grpc?.close();
     await Promise.allSettled([this.transport.close(), this.#client?.close(), this.#metricsServer?.close(), this.#commandEndpoint?.close(), this.#bridge?.stop()]);
     this.#disk.close();
+    this.#lock?.release();
     this.#logger.info(`${this.config.name} stopped`);
   }
 }

@@ -57,6 +57,8 @@ export type RefusalCode =
   | "malformed"
   | "unexpected_frame"
   | "timeout"
+  /** The dialer was a member and a committed configuration removed it (etcd's "member removed"). */
+  | "removed"
   | "other";
 
 export const REFUSAL_CODES: readonly RefusalCode[] = [
@@ -71,6 +73,7 @@ export const REFUSAL_CODES: readonly RefusalCode[] = [
   "malformed",
   "unexpected_frame",
   "timeout",
+  "removed",
   "other",
 ];
 
@@ -80,6 +83,8 @@ export interface HandshakeRefusal {
   readonly reason: string;
   /** "local": this node refused the peer; "peer": the peer refused this node. */
   readonly by: "local" | "peer";
+  /** With code "removed": the refuser's commit index when it refused (see HandshakeSettings.removed). */
+  readonly commitIndex?: number;
 }
 
 export type HandshakeOutcome =
@@ -99,6 +104,12 @@ export interface HandshakeSettings {
   /** Every node id of pgraft.initial_cluster, this node's included. */
   readonly memberIds: readonly NodeId[];
   readonly authentication: PeerAuthentication;
+  /**
+   * Nodes a committed configuration removed, with this node's commit index when it learned so. They
+   * are refused with code "removed" once they have proved who they are, so that a removed node can
+   * trust the news and stop (a forged refusal could otherwise stop any node).
+   */
+  readonly removed?: ReadonlyMap<NodeId, number>;
   /** Nonce source; node:crypto's randomBytes when omitted. Tests inject their own. */
   readonly randomBytes?: (size: number) => Uint8Array;
 }
@@ -173,10 +184,11 @@ abstract class Handshake {
   /** "node 3", or "the peer" before its hello is known. */
   protected abstract peerName(): string;
 
-  protected refuse(code: RefusalCode, reason: string): HandshakeStep {
+  protected refuse(code: RefusalCode, reason: string, commitIndex?: number): HandshakeStep {
     const text = reason.length > REFUSAL_REASON_LENGTH_MAX ? `${reason.slice(0, REFUSAL_REASON_LENGTH_MAX - 3)}...` : reason;
-    const frame = jsonFrame("refuse", { code, reason: text });
-    return this.#finish([frame], { state: "refused", refusal: { code, reason: text, by: "local" } });
+    const extra = commitIndex === undefined ? {} : { commitIndex };
+    const frame = jsonFrame("refuse", { code, reason: text, ...extra });
+    return this.#finish([frame], { state: "refused", refusal: { code, reason: text, by: "local", ...extra } });
   }
 
   protected establish(outgoing: readonly Frame[], peerId: NodeId): HandshakeStep {
@@ -238,7 +250,7 @@ abstract class Handshake {
         `the peer presented node id ${greeting.nodeId}, which is node ${self.nodeId}'s own id; two nodes share a pgraft.name, or pgraft.initial_cluster gives another member this node's address`,
       );
     }
-    if (!this.#memberIds.has(greeting.nodeId)) {
+    if (!this.#memberIds.has(greeting.nodeId) && !(this.settings.removed?.has(greeting.nodeId) ?? false)) {
       throw new Refusal(
         "unknown_node",
         `${peer} is not a member known to node ${self.nodeId} (members: ${[...this.#memberIds].join(", ")}); ` +
@@ -362,6 +374,15 @@ export class AcceptorHandshake extends Handshake {
     const reader = new ObjectReader(parseJsonPayload(frame.payload), "");
     reader.expectKeys(["proof"]);
     this.checkProof(reader, this.proof("dialer", peer.nodeId, this.settings.nodeId, peer.nonce, this.nonce), peer.nodeId);
+    const removedAt = this.settings.removed?.get(peer.nodeId);
+    if (removedAt !== undefined) {
+      return this.refuse(
+        "removed",
+        `node ${peer.nodeId} was removed from the cluster (node ${this.settings.nodeId} holds the committed configuration that removed it, commit index ${removedAt}); ` +
+          "stop it, wipe its data directory, and add it again (pgraft member add) if it should rejoin",
+        removedAt,
+      );
+    }
     return this.establish([{ type: "accept", payload: new Uint8Array(0) }], peer.nodeId);
   }
 
@@ -402,11 +423,12 @@ function capitalize(text: string): string {
 function readPeerRefusal(payload: Uint8Array): HandshakeRefusal {
   try {
     const reader = new ObjectReader(parseJsonPayload(payload), "");
-    reader.expectKeys(["code", "reason"]);
+    reader.expectKeys(reader.has("commitIndex") ? ["code", "reason", "commitIndex"] : ["code", "reason"]);
     const code = reader.string("code", 64);
     const reason = reader.string("reason", REFUSAL_REASON_LENGTH_MAX);
     const known = (REFUSAL_CODES as readonly string[]).includes(code) ? (code as RefusalCode) : "other";
-    return { code: known, reason: printable(reason), by: "peer" };
+    const commitIndex = reader.has("commitIndex") ? reader.integer("commitIndex", { min: 0 }) : undefined;
+    return { code: known, reason: printable(reason), by: "peer", ...(commitIndex === undefined ? {} : { commitIndex }) };
   } catch (error) {
     if (!(error instanceof PayloadError)) throw error;
     return { code: "malformed", reason: `the refusal could not be read: ${error.problem}`, by: "peer" };

@@ -15,7 +15,7 @@
 import { assert, unreachable } from "../assert.ts";
 import type { Entry, EntryKind, Message, MessageType, NodeId, Snapshot } from "../core/types.ts";
 import { MESSAGE_TYPES } from "../core/types.ts";
-import { isMemberAddress, MEMBER_ADDRESS_LENGTH_MAX } from "../core/membership.ts";
+import { isMemberAddress, isMemberClientUrl, isMemberName, MEMBER_ADDRESS_LENGTH_MAX } from "../core/membership.ts";
 import { describeValue, ObjectReader, PayloadError, parseJsonPayload } from "./payload-reader.ts";
 
 /** A payload that is not a valid Raft message, or a message that may not arrive on this connection. */
@@ -118,9 +118,13 @@ function canonicalFields(message: Message): Record<string, unknown> {
 
 function canonicalSnapshot(snapshot: Snapshot): Record<string, unknown> {
   const { index, term, membership } = snapshot.metadata;
-  const addresses = membership.addresses !== undefined && Object.keys(membership.addresses).length > 0 ? { addresses: { ...membership.addresses } } : {};
+  const maps: Record<string, Record<string, string>> = {};
+  for (const key of MEMBER_MAP_KEYS) {
+    const map = membership[key];
+    if (map !== undefined && Object.keys(map).length > 0) maps[key] = { ...map };
+  }
   return {
-    metadata: { index, term, membership: { voters: [...membership.voters], learners: [...membership.learners], ...addresses } },
+    metadata: { index, term, membership: { voters: [...membership.voters], learners: [...membership.learners], ...maps } },
     data: snapshot.data,
   };
 }
@@ -246,28 +250,38 @@ function readSnapshot(reader: ObjectReader, messageTerm: number): Snapshot {
   if (messageTerm < 1) metadata.fail("term", "cannot be valid: a snapshot needs a message term of at least 1, received 0");
   const term = metadata.integer("term", { min: 1, max: messageTerm });
   const membership = metadata.object("membership");
-  membership.expectKeys(membership.has("addresses") ? ["voters", "learners", "addresses"] : ["voters", "learners"]);
+  membership.expectKeys(["voters", "learners", ...MEMBER_MAP_KEYS.filter((key) => membership.has(key))]);
   const voters = readNodeIds(membership, "voters", new Set());
   if (voters.length === 0) membership.fail("voters", "must name at least one voter");
   const learners = readNodeIds(membership, "learners", new Set(voters));
   const data = reader.string("data");
-  if (!membership.has("addresses")) return { metadata: { index, term, membership: { voters, learners } }, data };
-  const addresses = readAddresses(membership, new Set([...voters, ...learners]));
-  return { metadata: { index, term, membership: { voters, learners, addresses } }, data };
+  const members = new Set([...voters, ...learners]);
+  const maps: { -readonly [K in (typeof MEMBER_MAP_KEYS)[number]]?: Record<string, string> } = {};
+  for (const key of MEMBER_MAP_KEYS) if (membership.has(key)) maps[key] = readMemberMap(membership, key, members);
+  return { metadata: { index, term, membership: { voters, learners, ...maps } }, data };
 }
 
-/** Peer addresses by member id: at most one per member, each "host:port" of bounded length. */
-function readAddresses(reader: ObjectReader, members: ReadonlySet<NodeId>): Record<string, string> {
-  const addresses = reader.object("addresses");
-  const keys = addresses.keys();
-  if (keys.length === 0) reader.fail("addresses", "must not be empty when present");
+/** The per-member maps a snapshot's membership may carry, each optional (older snapshots have fewer). */
+const MEMBER_MAP_KEYS = ["addresses", "names", "clientUrls"] as const;
+
+const MEMBER_MAP_RULES: Record<(typeof MEMBER_MAP_KEYS)[number], { readonly lengthMax: number; readonly valid: (text: string) => boolean; readonly rule: string }> = {
+  addresses: { lengthMax: MEMBER_ADDRESS_LENGTH_MAX, valid: isMemberAddress, rule: "host:port with a port from 1 to 65535" },
+  names: { lengthMax: 63, valid: isMemberName, rule: "a pgraft.name (letters, digits, _ . -)" },
+  clientUrls: { lengthMax: MEMBER_ADDRESS_LENGTH_MAX + "https://".length, valid: isMemberClientUrl, rule: "http://host:port or https://host:port" },
+};
+
+/** Peer addresses, names or client URLs by member id: at most one per member, each of bounded length. */
+function readMemberMap(reader: ObjectReader, key: (typeof MEMBER_MAP_KEYS)[number], members: ReadonlySet<NodeId>): Record<string, string> {
+  const { lengthMax, valid, rule } = MEMBER_MAP_RULES[key];
+  const map = reader.object(key);
+  const keys = map.keys();
+  if (keys.length === 0) reader.fail(key, "must not be empty when present");
   const result: Record<string, string> = {};
-  for (const key of keys) {
-    const id = Number(key);
-    if (!/^[1-9]\d*$/.test(key) || !members.has(id)) addresses.fail(key, `must be the id of a member (one of ${[...members].join(", ")})`);
-    const address = addresses.string(key, MEMBER_ADDRESS_LENGTH_MAX);
-    if (!isMemberAddress(address)) addresses.fail(key, `must be host:port with a port from 1 to 65535: received ${JSON.stringify(address)}`);
-    result[key] = address;
+  for (const id of keys) {
+    if (!/^[1-9]\d*$/.test(id) || !members.has(Number(id))) map.fail(id, `must be the id of a member (one of ${[...members].join(", ")})`);
+    const value = map.string(id, lengthMax);
+    if (!valid(value)) map.fail(id, `must be ${rule}: received ${JSON.stringify(value)}`);
+    result[id] = value;
   }
   return result;
 }

@@ -102,6 +102,11 @@ export interface TcpTransportCallbacks {
   readonly onMessage: (message: Message) => void;
   readonly onPeerUp?: (event: PeerEvent) => void;
   readonly onPeerDown?: (event: PeerEvent) => void;
+  /**
+   * A peer refused this node, after both proved who they are, because a committed configuration
+   * removed it (see markRemoved). `commitIndex` is the peer's commit index when it refused.
+   */
+  readonly onRemoved?: (event: { readonly by: NodeId; readonly commitIndex: number; readonly reason: string }) => void;
   readonly logger?: TransportLogger;
 }
 
@@ -287,7 +292,9 @@ export class TcpTransport implements Transport {
     if (this.#peers.size + 1 > PEERS_MAX) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: node ${this.nodeId} already has ${PEERS_MAX} peers`);
     const peer = this.#newPeer({ nodeId: member.nodeId, name: member.name ?? `node ${member.nodeId}`, host: member.host, port: member.port });
     this.#peers.set(peer.nodeId, peer);
-    this.#settings = { ...this.#settings, memberIds: [...this.#settings.memberIds, peer.nodeId] };
+    const removed = new Map(this.#settings.removed ?? []);
+    removed.delete(peer.nodeId);
+    this.#settings = { ...this.#settings, memberIds: [...this.#settings.memberIds, peer.nodeId], removed };
     this.#logger.info(`pgraft: ${peerLabel(peer)} joined; dialing it`);
     if (this.#state === "started") this.#dial(peer);
   }
@@ -307,6 +314,19 @@ export class TcpTransport implements Transport {
     peer.connection?.close(`${peerLabel(peer)} left the cluster`);
     for (const connection of this.#inbound) if (connection.peerId === nodeId) connection.close(`${peerLabel(peer)} left the cluster`);
     this.#logger.info(`pgraft: ${peerLabel(peer)} left the cluster; no longer dialing it`);
+  }
+
+  /**
+   * A committed configuration removed `nodeId` (this node's commit index is `commitIndex`): stop
+   * dialing it, close its connections, and refuse it with code "removed" when it connects again, so
+   * that it learns and stops. addPeer() undoes this when it is added again.
+   */
+  markRemoved(nodeId: NodeId, commitIndex: number): void {
+    if (nodeId === this.nodeId || this.#settings.removed?.has(nodeId)) return;
+    const removed = new Map(this.#settings.removed ?? []);
+    removed.set(nodeId, commitIndex);
+    this.#settings = { ...this.#settings, removed };
+    this.removePeer(nodeId);
   }
 
   /** Changes where a peer is dialed (a member moved, or a test learned an ephemeral port). */
@@ -424,6 +444,10 @@ export class TcpTransport implements Transport {
       this.#options.onPeerDown?.(this.#peerEvent(peer, closure.reason));
     } else {
       peer.failures++;
+      const refusal = closure.refusal;
+      if (refusal?.code === "removed" && refusal.by === "peer") {
+        this.#options.onRemoved?.({ by: peer.nodeId, commitIndex: refusal.commitIndex ?? 0, reason: refusal.reason });
+      }
       const line = closure.kind === "network" ? `pgraft: Cannot connect to ${peerLabel(peer)}: ${closure.reason}; retrying` : `pgraft: ${closure.reason}`;
       this.#warnThrottled(`dial:${peer.nodeId}:${closure.reason}`, line);
     }

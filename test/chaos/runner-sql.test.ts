@@ -19,7 +19,7 @@ function view(role: string, term: number, leaderId: number): NodeView {
 /** A /health sample where `leader` leads `term` and the others follow it. */
 function health(timeMs: number, leader: number, term: number): Sample {
   const views = new Map([1, 2, 3].map((id) => [id, view(id === leader ? "leader" : "follower", term, leader)]));
-  return { timeMs, leader, leaderRoles: [{ id: leader, term }], terms: new Map([...views].map(([id, v]) => [id, v.term])), termMax: term, views };
+  return { timeMs, leader, leaderRoles: [{ id: leader, term }], terms: new Map([...views].map(([id, v]) => [id, v.term])), termMax: term, views, stale: new Set() };
 }
 
 function sql(timeMs: number, id: number, isLeader: boolean, leaderId: number, term: number): SqlSample {

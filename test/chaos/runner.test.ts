@@ -55,7 +55,7 @@ test("the timing slack delays windows that must hold throughout and extends thos
 });
 
 function sample(timeMs: number, leader: number | undefined, termMax: number): Sample {
-  return { timeMs, leader, leaderRoles: leader === undefined ? [] : [{ id: leader, term: termMax }], terms: new Map(), termMax, views: new Map() };
+  return { timeMs, leader, leaderRoles: leader === undefined ? [] : [{ id: leader, term: termMax }], terms: new Map(), termMax, views: new Map(), stale: new Set() };
 }
 
 function step(verb: string, atMs: number, nodes: number[]): RecordedStep {

@@ -256,6 +256,32 @@ compat("member list names every member with its client URL", async (t, target) =
   return [lines.map(() => "<id>, started, <name>, <peer URL>, <client URL>, false"), json.members.map((member: any) => Object.keys(member).sort())];
 });
 
+compat("member remove of an id that is not a member answers etcd's NOT_FOUND, over gRPC and the gateway", async (t, target) => {
+  // etcdctl (gRPC) takes the id in hex: 999 is 2457, a member of neither cluster.
+  const viaGrpc = await fails(t, target, ["member", "remove", "999"]);
+  t.is(viaGrpc.error, "Error: etcdserver: member not found", target.name);
+  // The gateway, on the leader (a pgraft follower answers 503 with the leader's id for any change).
+  const leader = await leaderEndpoint(target);
+  const viaGateway = await gateway(leader, "/v3/cluster/member/remove", { ID: "2457" });
+  t.is(viaGateway.status, 404, `${target.name}: ${JSON.stringify(viaGateway.json)}`);
+  t.is(viaGateway.json.code, 5, target.name);
+  // Nobody was removed.
+  t.is((await ok(t, target, ["member", "list"])).trim().split("\n").length, 3, target.name);
+  return [viaGrpc, { status: viaGateway.status, error: viaGateway.json.error, code: viaGateway.json.code, message: viaGateway.json.message }];
+});
+
+/** The endpoint whose maintenance status names itself leader. */
+async function leaderEndpoint(target: Target): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    for (const endpoint of target.endpoints) {
+      const status = await gateway(endpoint, "/v3/maintenance/status", {}).catch(() => undefined);
+      if (status?.status === 200 && status.json.leader !== undefined && status.json.leader === status.json.header?.member_id) return endpoint;
+    }
+    await sleep(100);
+  }
+  throw new Error(`${target.name}: no endpoint reports itself leader\n${target.logs()}`);
+}
+
 compat("endpoint status and endpoint health, one endpoint and --cluster", async (t, target) => {
   const statuses = parseJson(await ok(t, target, ["endpoint", "status", "--cluster", "-w", "json"]));
   t.is(statuses.length, 3, target.name);
