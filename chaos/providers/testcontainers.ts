@@ -30,7 +30,6 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { BUNDLE_DIRECTORY_NAME, nodeLauncher } from "../runner/node-bundle.ts";
 import type { StartedTestContainer } from "testcontainers";
-import { LOCK_FILE } from "../../src/storage/directory-lock.ts";
 import { corruptRaftData, readTail, runSql } from "./node-data.ts";
 import { ensureDockerEngine, run } from "../containers/engine.ts";
 import { ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
@@ -208,10 +207,8 @@ export class TestcontainersProvider implements ClusterProvider {
     if (node.state === "running" || node.state === "paused") {
       if (await containerRunning(node.container!.getId())) return;
     }
-    // The container was killed: its node's lock on /data/raft is certainly stale. The restarted node
-    // would find it held by "process 1", its own pid in the new container, and refuse to start (pgraft
-    // takes over a dead holder's lock, but not one naming its own pid): remove it first.
-    rmSync(join(node.directory, "raft", LOCK_FILE), { force: true });
+    // The killed node's lock names "process 1", which the restarted node is again: pgraft takes over a
+    // lock naming its own pid that this process does not hold (src/storage/directory-lock.ts).
     if (extraSettings.length === 0 && node.container !== undefined) {
       try {
         await node.container.restart({ timeout: 0 });

@@ -38,6 +38,9 @@ interface LockContent {
   readonly host: string;
 }
 
+/** Lock files this process holds now (a lock naming our pid but not listed here is stale). */
+const HELD = new Set<string>();
+
 export class DirectoryLock {
   #released = false;
   private constructor(
@@ -63,6 +66,7 @@ export class DirectoryLock {
         } finally {
           fs.closeSync(descriptor);
         }
+        HELD.add(file);
         return new DirectoryLock(file, takenOver);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
@@ -71,8 +75,10 @@ export class DirectoryLock {
       if (holder === "missing") continue; // Released between our create and our read.
       if (holder !== "unreadable") {
         if (holder.host !== own.host) throw new DataDirectoryLockedError(directory, holder.pid, holder.host);
-        if (isAlive(holder.pid) && holder.pid !== process.pid) throw new DataDirectoryLockedError(directory, holder.pid, holder.host);
-        if (holder.pid === process.pid) throw new DataDirectoryLockedError(directory, holder.pid, holder.host);
+        // Our own pid on a lock this process does not hold is a previous incarnation's: a node that is
+        // pid 1 of a container it restarted, say. Only a lock this very process holds refuses it.
+        const ours = holder.pid === process.pid;
+        if (ours ? HELD.has(file) : isAlive(holder.pid)) throw new DataDirectoryLockedError(directory, holder.pid, holder.host);
         takenOver = holder.pid;
       }
       // A dead holder's lock, or a torn one (a crash between create and write): take it over.
@@ -85,6 +91,7 @@ export class DirectoryLock {
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    HELD.delete(this.file);
     const holder = readLock(this.file);
     if (holder !== "missing" && holder !== "unreadable" && holder.pid === process.pid) fs.rmSync(this.file, { force: true });
   }

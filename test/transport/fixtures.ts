@@ -4,6 +4,7 @@
  */
 import type { ClusterMember, PeerAuthentication } from "../../src/config/index.ts";
 import type { Message, MessageType } from "../../src/core/types.ts";
+import { encodeFrame, FrameDecoder, type Frame } from "../../src/transport/frame.ts";
 import type { HandshakeSettings } from "../../src/transport/handshake.ts";
 
 export const SECRET = "correct-horse-battery-staple-0123456789";
@@ -65,4 +66,13 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
     if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** Sends frames through a real encoder and decoder, as the socket would. */
+export function wire(frames: readonly Frame[]): Frame[] {
+  const decoder = new FrameDecoder();
+  for (const frame of frames) decoder.push(encodeFrame(frame.type, frame.payload));
+  const out: Frame[] = [];
+  for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) out.push(frame);
+  return out;
 }

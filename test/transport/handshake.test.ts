@@ -6,7 +6,7 @@
  * exceptions.
  */
 import test from "ava";
-import { encodeFrame, FrameDecoder, type Frame } from "../../src/transport/frame.ts";
+import type { Frame } from "../../src/transport/frame.ts";
 import {
   AcceptorHandshake,
   describeRefusal,
@@ -17,16 +17,7 @@ import {
   type HandshakeStep,
   type RefusalCode,
 } from "../../src/transport/handshake.ts";
-import { AUTH_OFF, handshakeSettings } from "./fixtures.ts";
-
-/** Sends frames through a real encoder and decoder, as the socket would. */
-function wire(frames: readonly Frame[]): Frame[] {
-  const decoder = new FrameDecoder();
-  for (const frame of frames) decoder.push(encodeFrame(frame.type, frame.payload));
-  const out: Frame[] = [];
-  for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) out.push(frame);
-  return out;
-}
+import { AUTH_OFF, handshakeSettings, wire } from "./fixtures.ts";
 
 interface Conversation {
   readonly dialer: HandshakeOutcome;

@@ -3,17 +3,9 @@
 // node); it is not mistaken for an unknown node; and a node with a wrong secret claiming to refuse
 // learns nothing.
 import test from "ava";
-import { encodeFrame, FrameDecoder, type Frame } from "../../src/transport/frame.ts";
+import type { Frame } from "../../src/transport/frame.ts";
 import { AcceptorHandshake, DialerHandshake, type HandshakeOutcome, type HandshakeSettings } from "../../src/transport/handshake.ts";
-import { handshakeSettings } from "./fixtures.ts";
-
-function wire(frames: readonly Frame[]): Frame[] {
-  const decoder = new FrameDecoder();
-  for (const frame of frames) decoder.push(encodeFrame(frame.type, frame.payload));
-  const out: Frame[] = [];
-  for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) out.push(frame);
-  return out;
-}
+import { handshakeSettings, wire } from "./fixtures.ts";
 
 function converse(dialerSettings: HandshakeSettings, acceptorSettings: HandshakeSettings): { dialer: HandshakeOutcome; acceptor: HandshakeOutcome; frames: string[] } {
   const dialer = new DialerHandshake(dialerSettings, acceptorSettings.nodeId);
