@@ -102,7 +102,7 @@ export class NodeServer {
       // Deferred: the callback runs inside the transport, which #learnedRemoved() closes.
       onRemoved: (event) => setImmediate(() => this.#peerSaysRemoved(event)),
       logger: { info: (line) => logger.info(withoutPrefix(line)), warn: (line) => logger.warn(withoutPrefix(line)) },
-    });
+    }, { queuedFrameAgeMsMax: config.electionTimeoutMs });
     this.metrics = new NodeMetrics({
       status: () => (this.#stopped ? undefined : node?.status()),
       transport: () => ({ counters: this.transport.counters(), peers: this.transport.peers() }),

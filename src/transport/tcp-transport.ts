@@ -63,6 +63,11 @@ export interface TransportLimits {
   /** Per peer: frames waiting for the connection. The oldest are dropped beyond either bound. */
   readonly outboundQueueMessagesMax: number;
   readonly outboundQueueBytesMax: number;
+  /**
+   * Per peer: a queued frame older than this is dropped instead of sent (see outbound-queue.ts).
+   * The node sets it to its election timeout: by then every message in it has been superseded.
+   */
+  readonly queuedFrameAgeMsMax: number;
   /** Bound on one message frame's payload, both ways (a snapshot must fit). */
   readonly framePayloadBytesMax: number;
   readonly backoffMsMin: number;
@@ -79,6 +84,7 @@ export interface TransportLimits {
 export const TRANSPORT_LIMITS_DEFAULT: TransportLimits = Object.freeze({
   outboundQueueMessagesMax: 4096,
   outboundQueueBytesMax: 2 * FRAME_PAYLOAD_BYTES_MAX_DEFAULT + 2 * FRAME_HEADER_BYTES,
+  queuedFrameAgeMsMax: 1000,
   framePayloadBytesMax: FRAME_PAYLOAD_BYTES_MAX_DEFAULT,
   backoffMsMin: 50,
   backoffMsMax: 2000,
@@ -123,6 +129,8 @@ export interface TcpTransportOptions extends TcpTransportCallbacks {
   readonly limits?: Partial<TransportLimits>;
   /** Jitter source for reconnect delays; Math.random when omitted. */
   readonly random?: () => number;
+  /** Milliseconds on a monotonic clock, for the age of queued frames; performance.now when omitted. */
+  readonly clock?: () => number;
 }
 
 /** The settings a transport needs (a PgraftConfig has them all). */
@@ -172,6 +180,7 @@ export class TcpTransport implements Transport {
   readonly #options: TcpTransportOptions;
   readonly #logger: TransportLogger;
   readonly #random: () => number;
+  readonly #clock: () => number;
   /** Replaced (never mutated) when members join or leave: each handshake keeps the list it began with. */
   #settings: HandshakeSettings;
   readonly #peers = new Map<NodeId, PeerState>();
@@ -204,6 +213,7 @@ export class TcpTransport implements Transport {
     this.#options = options;
     this.#logger = options.logger ?? SILENT_LOGGER;
     this.#random = options.random ?? Math.random;
+    this.#clock = options.clock ?? (() => performance.now());
     this.#settings = {
       clusterId: options.clusterId,
       nodeId: options.nodeId,
@@ -276,7 +286,7 @@ export class TcpTransport implements Transport {
       );
       return;
     }
-    this.#counters.messagesDropped += peer.queue.push(encodeFrame("message", payload));
+    this.#counters.messagesDropped += peer.queue.push(encodeFrame("message", payload), this.#clock());
     this.#pump(peer);
   }
 
@@ -473,7 +483,17 @@ export class TcpTransport implements Transport {
     const connection = peer.connection;
     if (connection === undefined) return;
     // Bounded by the queue length; stops early when the socket asks us to wait for 'drain'.
-    while (peer.queue.length > 0 && connection.writable) connection.writeMessageFrame(peer.queue.shift()!);
+    const nowMs = this.#clock();
+    let expired = 0;
+    while (peer.queue.length > 0 && connection.writable) {
+      const { frame, dropped } = peer.queue.shiftFresh(nowMs, this.limits.queuedFrameAgeMsMax);
+      expired += dropped;
+      if (frame !== undefined) connection.writeMessageFrame(frame);
+    }
+    if (expired > 0) {
+      this.#counters.messagesDropped += expired;
+      this.#logger.info(`pgraft: dropped ${expired} messages queued for ${peerLabel(peer)} more than ${this.limits.queuedFrameAgeMsMax} ms ago (superseded; Raft re-sends what matters)`);
+    }
   }
 
   // -------------------------------------------------------------------------------------------------

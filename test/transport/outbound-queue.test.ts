@@ -45,6 +45,21 @@ test("OutboundQueue stays correct across many pushes and shifts (compaction)", (
   t.is(queue.length, 0);
 });
 
+test("OutboundQueue.shiftFresh() drops the frames older than the age limit and takes the next one", (t) => {
+  const queue = new OutboundQueue({ messagesMax: 100, bytesMax: 100 });
+  queue.push(frame(1), 0);
+  queue.push(frame(2), 10);
+  queue.push(frame(3), 500);
+  queue.push(frame(4), 1200);
+  const first = queue.shiftFresh(1200, 1000); // 1 and 2 are over 1000 ms old; 3 is exactly 700.
+  t.deepEqual([first.frame?.[0], first.dropped], [3, 2]);
+  t.deepEqual(queue.shiftFresh(5000, 1000), { frame: undefined, dropped: 1 });
+  t.is(queue.length, 0);
+  t.is(queue.bytes, 0);
+  queue.push(frame(5), 7000);
+  t.deepEqual(queue.shiftFresh(8000, 1000).frame?.[0], 5, "a frame exactly at the limit is still sent");
+});
+
 test("reconnectDelayMs() doubles from the minimum, caps at the maximum and jitters within [ceiling/2, ceiling]", (t) => {
   const limits = { backoffMsMin: 50, backoffMsMax: 2000 };
   t.is(reconnectDelayMs(0, limits, () => 0), 25);

@@ -31,6 +31,8 @@ export interface NodeOptions {
   readonly tls?: TransportTls;
   readonly limits?: Partial<TransportLimits>;
   readonly members?: readonly ClusterMember[];
+  /** The transport's clock for queued frames' ages (a test moves it by hand). */
+  readonly clock?: () => number;
 }
 
 export async function startNode(options: NodeOptions): Promise<TestNode> {
@@ -45,6 +47,7 @@ export async function startNode(options: NodeOptions): Promise<TestNode> {
     members: options.members ?? members(options.count, options.ports),
     peerAuthentication: options.authentication ?? SHARED_SECRET,
     ...(options.tls === undefined ? {} : { tls: options.tls }),
+    ...(options.clock === undefined ? {} : { clock: options.clock }),
     limits: { ...FAST_LIMITS, ...options.limits },
     onMessage: (message) => received.push(message),
     onPeerUp: (event) => events.push(`up ${event.name}`),

@@ -264,7 +264,7 @@ test("a node of another cluster is refused over TCP with both cluster ids in the
 });
 
 test("a full outbound queue drops the oldest messages and delivers the newest in order", async (t) => {
-  const n1 = await startNode({ id: 1, count: 2, limits: { outboundQueueMessagesMax: 10 } });
+  const n1 = await startNode({ id: 1, count: 2, limits: { outboundQueueMessagesMax: 10 }, clock: () => 0 });
   let n2: TestNode | undefined;
   try {
     for (let i = 0; i < 25; i++) n1.transport.send(heartbeat(1, 2, i)); // n2's address is not known yet.
@@ -274,6 +274,34 @@ test("a full outbound queue drops the oldest messages and delivers the newest in
     connectAll([n1, n2]);
     await waitFor(() => contexts(n2!, 1).length === 10, WAIT_MS, "the newest ten");
     t.deepEqual(contexts(n2, 1), range(15, 25));
+  } finally {
+    await closeAll(n2 === undefined ? [n1] : [n1, n2]);
+  }
+});
+
+test("messages queued longer than queuedFrameAgeMsMax for a down peer are dropped, not delivered late", async (t) => {
+  // A leader that lost its quorum queued heartbeats for its crashed followers, then stepped down. When
+  // a follower restarts seconds later, those heartbeats must not reach it: it would follow a leader that
+  // no longer leads and refuse the pre-votes of the next election for an election timeout.
+  let nowMs = 0;
+  const n1 = await startNode({ id: 1, count: 2, limits: { queuedFrameAgeMsMax: 1000 }, clock: () => nowMs });
+  let n2: TestNode | undefined;
+  try {
+    for (let i = 0; i < 5; i++) n1.transport.send(heartbeat(1, 2, i)); // Queued at 0 ms: n2 is down.
+    nowMs = 900;
+    for (let i = 5; i < 8; i++) n1.transport.send(heartbeat(1, 2, i)); // Queued at 900 ms.
+    nowMs = 1500; // The first five are now 1500 ms old, the last three 600 ms.
+    t.is(n1.transport.peers()[0]?.queuedMessages, 8, "frames are kept until the connection could send them");
+    n2 = await startNode({ id: 2, count: 2, ports: [n1.port, 0] });
+    connectAll([n1, n2]);
+    await waitFor(() => contexts(n2!, 1).length === 3, WAIT_MS, "the three fresh heartbeats");
+    t.deepEqual(contexts(n2, 1), range(5, 8));
+    t.is(n1.transport.counters().messagesDropped, 5);
+    t.true(n1.logs.some((line) => /dropped 5 messages queued for peer n2 \(127\.0\.0\.1:\d+\) more than 1000 ms ago/.test(line)), n1.logs.join("\n"));
+    // Once connected, messages flow at once whatever the clock says.
+    nowMs = 100_000;
+    n1.transport.send(heartbeat(1, 2, 8));
+    await waitFor(() => contexts(n2!, 1).length === 4, WAIT_MS, "a heartbeat sent while connected");
   } finally {
     await closeAll(n2 === undefined ? [n1] : [n1, n2]);
   }
