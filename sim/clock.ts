@@ -55,18 +55,40 @@ const HEAP_CHECK_EVENTS = 65_536;
 /** Kinds of event the stall report lists. */
 const STALL_GROUPS_MAX = 6;
 
-interface ScheduledEvent {
-  timeMs: number;
-  sequence: number;
-  run: () => void;
-  cancelled: boolean;
-  label: EventLabel | undefined;
+/**
+ * One scheduled event, which is also its own TimerHandle (no handle object or closure per event: the
+ * clock runs millions of them). Its place in the queue is kept in the clock's typed arrays.
+ */
+class ScheduledEvent implements TimerHandle {
+  cancelled = false;
+  constructor(
+    readonly run: () => void,
+    readonly label: EventLabel | undefined,
+  ) {}
+
+  cancel(): void {
+    this.cancelled = true;
+  }
 }
+
+/** Initial capacity of the event queue (it doubles as needed). */
+const QUEUE_CAPACITY_INITIAL = 1_024;
 
 export class SimClock {
   #nowMs = 0;
   #sequence = 0;
-  #heap: ScheduledEvent[] = [];
+  /**
+   * The event queue: a binary min-heap ordered by (time, sequence), stored as parallel arrays so a
+   * comparison reads two typed arrays instead of two objects (the queue holds tens of thousands of
+   * events in a slow-disk seed). Every (time, sequence) pair is distinct, so the order is total and
+   * exactly the order a sorted list would give.
+   */
+  #times = new Float64Array(QUEUE_CAPACITY_INITIAL);
+  #sequences = new Float64Array(QUEUE_CAPACITY_INITIAL);
+  #events: (ScheduledEvent | undefined)[] = new Array<ScheduledEvent | undefined>(QUEUE_CAPACITY_INITIAL).fill(undefined);
+  #size = 0;
+  /** The event running now (undefined between events). */
+  #current: ScheduledEvent | undefined;
   eventsRun = 0;
   readonly bounds: ClockBounds;
   #wallStartMs = performance.now();
@@ -89,19 +111,28 @@ export class SimClock {
   }
 
   get pending(): number {
-    return this.#heap.length;
+    return this.#size;
   }
 
   /** Runs `run` after `delayMs`; `label` says what it is if the run stalls there. */
   schedule(delayMs: number, run: () => void, label?: EventLabel): TimerHandle {
-    assert(delayMs >= 0 && Number.isFinite(delayMs), `schedule(): bad delay ${delayMs}`);
-    const event: ScheduledEvent = { timeMs: this.#nowMs + delayMs, sequence: this.#sequence++, run, cancelled: false, label };
-    this.#push(event);
-    return {
-      cancel: () => {
-        event.cancelled = true;
-      },
-    };
+    if (!(delayMs >= 0 && delayMs < Infinity)) assert(false, `schedule(): bad delay ${delayMs}`);
+    const event = new ScheduledEvent(run, label);
+    this.#push(this.#nowMs + delayMs, this.#sequence++, event);
+    return event;
+  }
+
+  /**
+   * Schedules the event that is running now to run again after `delayMs`, with the same function and
+   * label: exactly what `schedule(delayMs, run, label)` from inside it would do (the same place in the
+   * order), without a new event. The work waiting for a slow disk is requeued this way, again and again.
+   */
+  repeatCurrent(delayMs: number): void {
+    const event = this.#current;
+    assert(event !== undefined, "repeatCurrent(): no event is running");
+    if (!(delayMs >= 0 && delayMs < Infinity)) assert(false, `repeatCurrent(): bad delay ${delayMs}`);
+    this.#current = undefined;
+    this.#push(this.#nowMs + delayMs, this.#sequence++, event);
   }
 
   /**
@@ -109,15 +140,16 @@ export class SimClock {
    * SimulationBoundError when the run passes one of its bounds.
    */
   runUntil(untilMs: number, stop?: () => boolean): void {
-    while (this.#heap.length > 0 && this.#heap[0]!.timeMs <= untilMs) {
+    while (this.#size > 0 && this.#times[0]! <= untilMs) {
+      const timeMs = this.#times[0]!;
       const event = this.#pop();
       if (event.cancelled) continue;
-      assert(event.timeMs >= this.#nowMs, "time went backwards");
-      if (event.timeMs !== this.#instantMs) {
-        this.#instantMs = event.timeMs;
+      if (!(timeMs >= this.#nowMs)) assert(false, "time went backwards");
+      if (timeMs !== this.#instantMs) {
+        this.#instantMs = timeMs;
         this.#eventsAtInstant = 0;
       }
-      this.#nowMs = event.timeMs;
+      this.#nowMs = timeMs;
       this.#recentLabels[this.eventsRun & (RECENT_LABELS - 1)] = event.label;
       this.eventsRun++;
       if (++this.#eventsAtInstant > this.eventsAtInstantPeak) {
@@ -125,7 +157,9 @@ export class SimClock {
         if (this.#eventsAtInstant > this.bounds.eventsAtInstantMax) this.#failStalled();
       }
       if ((this.eventsRun & (WALL_CHECK_EVENTS - 1)) === 0) this.#checkBudget();
+      this.#current = event;
       event.run();
+      this.#current = undefined;
       if (stop?.()) return;
     }
     this.#nowMs = Math.max(this.#nowMs, untilMs);
@@ -153,7 +187,7 @@ export class SimClock {
       throw new SimulationBoundError(
         "memory",
         `the run used ${heapMb.toFixed(0)} MB of heap, more than ${this.bounds.heapMbMax} MB, and was stopped at ${this.#nowMs.toFixed(3)} ms ` +
-          `simulated, after ${this.eventsRun} events, with ${this.#heap.length} events pending (${this.describeBounds()})`,
+          `simulated, after ${this.eventsRun} events, with ${this.#size} events pending (${this.describeBounds()})`,
       );
     }
   }
@@ -188,46 +222,84 @@ export class SimClock {
     throw new SimulationBoundError(
       "stalled",
       `simulated time stopped at ${this.#nowMs.toFixed(3)} ms: ${this.bounds.eventsAtInstantMax} events ran at that instant ` +
-        `(${this.eventsRun} in all, ${this.#heap.length} pending), a livelock. The last ${described} events: ${listed.join(", ")}${involved} ` +
+        `(${this.eventsRun} in all, ${this.#size} pending), a livelock. The last ${described} events: ${listed.join(", ")}${involved} ` +
         `(${this.describeBounds()})`,
     );
   }
 
-  #less(a: ScheduledEvent, b: ScheduledEvent): boolean {
-    return a.timeMs < b.timeMs || (a.timeMs === b.timeMs && a.sequence < b.sequence);
-  }
-
-  #push(event: ScheduledEvent): void {
-    const heap = this.#heap;
-    heap.push(event);
-    let i = heap.length - 1;
+  #push(timeMs: number, sequence: number, event: ScheduledEvent): void {
+    if (this.#size === this.#times.length) this.#grow();
+    const times = this.#times;
+    const sequences = this.#sequences;
+    const events = this.#events;
+    // Sift up with a hole: move parents down until the new event's place is found.
+    let i = this.#size++;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.#less(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      const parentTime = times[parent]!;
+      if (parentTime < timeMs || (parentTime === timeMs && sequences[parent]! < sequence)) break;
+      times[i] = parentTime;
+      sequences[i] = sequences[parent]!;
+      events[i] = events[parent];
       i = parent;
     }
+    times[i] = timeMs;
+    sequences[i] = sequence;
+    events[i] = event;
   }
 
+  /** Removes and returns the earliest event (the queue must not be empty). */
   #pop(): ScheduledEvent {
-    const heap = this.#heap;
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    if (heap.length > 0) {
-      heap[0] = last;
+    const times = this.#times;
+    const sequences = this.#sequences;
+    const events = this.#events;
+    const top = events[0]!;
+    const size = --this.#size;
+    const lastTime = times[size]!;
+    const lastSequence = sequences[size]!;
+    const last = events[size];
+    events[size] = undefined;
+    if (size > 0) {
+      // Sift the last event down from the root with a hole.
       let i = 0;
       for (;;) {
-        const left = 2 * i + 1;
-        const right = left + 1;
-        let smallest = i;
-        if (left < heap.length && this.#less(heap[left]!, heap[smallest]!)) smallest = left;
-        if (right < heap.length && this.#less(heap[right]!, heap[smallest]!)) smallest = right;
-        if (smallest === i) break;
-        [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
-        i = smallest;
+        let child = 2 * i + 1;
+        if (child >= size) break;
+        let childTime = times[child]!;
+        let childSequence = sequences[child]!;
+        const right = child + 1;
+        if (right < size) {
+          const rightTime = times[right]!;
+          const rightSequence = sequences[right]!;
+          if (rightTime < childTime || (rightTime === childTime && rightSequence < childSequence)) {
+            child = right;
+            childTime = rightTime;
+            childSequence = rightSequence;
+          }
+        }
+        if (lastTime < childTime || (lastTime === childTime && lastSequence < childSequence)) break;
+        times[i] = childTime;
+        sequences[i] = childSequence;
+        events[i] = events[child];
+        i = child;
       }
+      times[i] = lastTime;
+      sequences[i] = lastSequence;
+      events[i] = last;
     }
     return top;
+  }
+
+  #grow(): void {
+    const capacity = this.#times.length * 2;
+    const times = new Float64Array(capacity);
+    times.set(this.#times);
+    const sequences = new Float64Array(capacity);
+    sequences.set(this.#sequences);
+    this.#times = times;
+    this.#sequences = sequences;
+    const events = this.#events;
+    for (let i = events.length; i < capacity; i++) events.push(undefined);
   }
 }
 
@@ -237,7 +309,7 @@ export class SimClock {
  * `cancelAll()`; a paused node's timers are held by the cluster, not here.
  */
 export class NodeTimers implements Timers {
-  #handles = new Set<TimerHandle>();
+  #handles = new Set<NodeTimer>();
   #rate: number;
   /** Local time at the last rate change, and the global time it happened at. */
   #localBaseMs = 0;
@@ -274,21 +346,18 @@ export class NodeTimers implements Timers {
 
   after(delayMs: number, callback: () => void): TimerHandle {
     const wrapped = this.wrap(callback);
-    const handle = this.clock.schedule(
+    const handles = this.#handles;
+    const timer = new NodeTimer(handles);
+    timer.event = this.clock.schedule(
       delayMs / this.#rate,
       () => {
-        this.#handles.delete(handle);
+        handles.delete(timer);
         wrapped();
       },
       this.label,
     );
-    this.#handles.add(handle);
-    return {
-      cancel: () => {
-        handle.cancel();
-        this.#handles.delete(handle);
-      },
-    };
+    handles.add(timer);
+    return timer;
   }
 
   soon(callback: () => void): TimerHandle {
@@ -296,7 +365,18 @@ export class NodeTimers implements Timers {
   }
 
   cancelAll(): void {
-    for (const handle of this.#handles) handle.cancel();
+    for (const timer of this.#handles) timer.event?.cancel();
     this.#handles.clear();
+  }
+}
+
+/** A node's timer: cancelling it cancels its clock event and forgets it. */
+class NodeTimer implements TimerHandle {
+  event: TimerHandle | undefined;
+  constructor(readonly handles: Set<NodeTimer>) {}
+
+  cancel(): void {
+    this.event?.cancel();
+    this.handles.delete(this);
   }
 }

@@ -78,6 +78,8 @@ interface Host {
   crashDuringWrite: boolean;
   incarnation: number;
   failure: string | undefined;
+  /** "n2 waits for its disk": the label of a rescheduled event, made once (it is the hottest event of a slow-disk seed). */
+  readonly waitLabel: string;
 }
 
 export class SimCluster {
@@ -133,6 +135,7 @@ export class SimCluster {
       crashDuringWrite: false,
       incarnation: 0,
       failure: undefined,
+      waitLabel: `n${id} waits for its disk`,
     });
   }
 
@@ -435,7 +438,7 @@ export class SimCluster {
 
   #host(id: NodeId): Host {
     const host = this.#hosts.get(id);
-    assert(host !== undefined, `no node ${id}`);
+    if (host === undefined) assert(false, `no node ${id}`);
     return host;
   }
 
@@ -448,26 +451,34 @@ export class SimCluster {
       return;
     }
     if (this.options.traceMessages) this.#traceLine(`deliver ${describe(message)}`);
-    this.#runOnHost(host, () => host.node?.receive(message))();
+    this.#runOnHostNow(host, host.incarnation, () => host.node?.receive(message));
   }
 
   /** Wraps work for a host: dropped when it is down, held while it is paused, checked after it ran. */
   #runOnHost(host: Host, run: () => void): () => void {
     const incarnation = host.incarnation;
-    return () => {
-      if (host.incarnation !== incarnation) return;
-      if (host.state === "down" || host.state === "failed") return;
-      if (host.state === "paused") {
-        host.deferred.push(run);
-        return;
-      }
-      if (host.busyUntilMs > this.clock.nowMs) {
-        // Blocked in a slow write: the work runs when the write returns, in arrival order.
-        this.clock.schedule(host.busyUntilMs - this.clock.nowMs, this.#runOnHost(host, run), `n${host.id} waits for its disk`);
-        return;
-      }
-      this.#guard(host, run);
-    };
+    return () => this.#runOnHostNow(host, incarnation, run);
+  }
+
+  /**
+   * Runs work wrapped by #runOnHost for the incarnation it was wrapped for. `waiting`: this is the
+   * clock's running event, made below for work that waited for the disk (it can be requeued as it is).
+   */
+  #runOnHostNow(host: Host, incarnation: number, run: () => void, waiting = false): void {
+    if (host.incarnation !== incarnation) return;
+    if (host.state === "down" || host.state === "failed") return;
+    if (host.state === "paused") {
+      host.deferred.push(run);
+      return;
+    }
+    if (host.busyUntilMs > this.clock.nowMs) {
+      // Blocked in a slow write: the work runs when the write returns, in arrival order.
+      const waitMs = host.busyUntilMs - this.clock.nowMs;
+      if (waiting) this.clock.repeatCurrent(waitMs);
+      else this.clock.schedule(waitMs, () => this.#runOnHostNow(host, incarnation, run, true), host.waitLabel);
+      return;
+    }
+    this.#guard(host, run);
   }
 
   /** Messages leave once the write they depend on is durable; a crash before that loses them. */

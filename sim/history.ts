@@ -61,8 +61,8 @@ export class HistoryRecorder {
 
   /** Records an invocation and returns the operation's id. */
   invoke(client: number, input: KvInput, nowMs: number): number {
-    assert(Number.isInteger(client) && client >= 0, `Client ids are non-negative integers: got ${client}`);
-    assert(Number.isFinite(nowMs), `Invocation time must be finite: got ${nowMs}`);
+    if (!(Number.isInteger(client) && client >= 0)) assert(false, `Client ids are non-negative integers: got ${client}`);
+    if (!Number.isFinite(nowMs)) assert(false, `Invocation time must be finite: got ${nowMs}`);
     const id = this.#drafts.length;
     this.#drafts.push({ id, client, input, callMs: nowMs, returnMs: null, outcome: "pending", output: null });
     this.#pendingCount++;
@@ -127,7 +127,7 @@ export class HistoryRecorder {
     const draft = this.#draft(id);
     assert(draft.outcome === "pending", `Operation ${id} is already settled as ${draft.outcome}`);
     if (nowMs !== null) {
-      assert(nowMs >= draft.callMs, `Operation ${id} cannot end at ${nowMs} ms, before its call at ${draft.callMs} ms`);
+      if (!(nowMs >= draft.callMs)) assert(false, `Operation ${id} cannot end at ${nowMs} ms, before its call at ${draft.callMs} ms`);
     }
     this.#pendingCount--;
     return draft;

@@ -16,13 +16,20 @@ export class Trace {
   #recentStart = 0;
   #all: string[] | undefined;
   lineCount = 0;
+  /** `timeMs.toFixed(3)` of the latest line's time, reused while lines come at the same instant. */
+  #timeMs = -1;
+  #timeText = "";
 
   constructor(options: { keepAll?: boolean } = {}) {
     if (options.keepAll) this.#all = [];
   }
 
   record(timeMs: number, text: string): void {
-    const line = `${timeMs.toFixed(3)} ${text}`;
+    if (timeMs !== this.#timeMs) {
+      this.#timeMs = timeMs;
+      this.#timeText = timeMs.toFixed(3) + " ";
+    }
+    const line = this.#timeText + text;
     this.lineCount++;
     this.#chunk.push(line);
     if (this.#chunk.length >= HASH_CHUNK_LINES) this.#flushChunk();

@@ -68,7 +68,7 @@ export class Progress {
   sentAppend(entryCount: number, lastIndex: number): void {
     if (this.state === "replicate") {
       if (entryCount > 0) {
-        assert(lastIndex >= this.next, `sentAppend() out of order: last ${lastIndex}, next ${this.next}`);
+        if (!(lastIndex >= this.next)) assert(false, `sentAppend() out of order: last ${lastIndex}, next ${this.next}`);
         this.next = lastIndex + 1;
         this.inflights.push(lastIndex);
         assert(this.inflights.length <= this.inflightAppendsMax, "inflight appends above their bound");

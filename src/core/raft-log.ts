@@ -71,13 +71,13 @@ export class RaftLog {
   }
 
   entry(index: number): Entry {
-    assert(index > this.snapshotIndex && index <= this.lastIndex(), `entry(${index}) outside [${this.firstIndex()}, ${this.lastIndex()}]`);
+    if (!(index > this.snapshotIndex && index <= this.lastIndex())) assert(false, `entry(${index}) outside [${this.firstIndex()}, ${this.lastIndex()}]`);
     return this.entries[index - this.snapshotIndex - 1]!;
   }
 
   /** Entries in [from, to] inclusive, at most `countMax` of them. */
   slice(from: number, to: number, countMax = Number.MAX_SAFE_INTEGER): Entry[] {
-    assert(from > this.snapshotIndex, `slice(${from}) reaches into the snapshot at ${this.snapshotIndex}`);
+    if (!(from > this.snapshotIndex)) assert(false, `slice(${from}) reaches into the snapshot at ${this.snapshotIndex}`);
     const last = Math.min(to, this.lastIndex(), from + countMax - 1);
     if (last < from) return [];
     return this.entries.slice(from - this.snapshotIndex - 1, last - this.snapshotIndex);
@@ -96,7 +96,7 @@ export class RaftLog {
   /** Appends entries that extend the log directly (a leader's proposals). */
   append(entries: readonly Entry[]): void {
     for (const entry of entries) {
-      assert(entry.index === this.lastIndex() + 1, `append(): index ${entry.index} does not follow ${this.lastIndex()}`);
+      if (entry.index !== this.lastIndex() + 1) assert(false, `append(): index ${entry.index} does not follow ${this.lastIndex()}`);
       this.entries.push(entry);
     }
   }
@@ -145,7 +145,7 @@ export class RaftLog {
 
   commitTo(index: number): void {
     if (index <= this.committed) return;
-    assert(index <= this.lastIndex(), `commitTo(${index}) beyond last index ${this.lastIndex()}`);
+    if (!(index <= this.lastIndex())) assert(false, `commitTo(${index}) beyond last index ${this.lastIndex()}`);
     this.committed = index;
   }
 

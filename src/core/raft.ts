@@ -350,7 +350,7 @@ export class Raft {
 
   /** Feeds a message from a peer. */
   step(message: Message): void {
-    assert(message.to === this.id, `${this.id} got a message for ${message.to}`);
+    if (message.to !== this.id) assert(false, `${this.id} got a message for ${message.to}`);
     assert(!this.#readyOutstanding, "step() between ready() and advance()");
     this.counters.messagesReceived++;
     if ((message.type === "MsgVote" || message.type === "MsgPreVote") && this.#ignoreOutsider(message)) return;
@@ -1256,7 +1256,7 @@ export class Raft {
   }
 
   #send(message: Message): void {
-    assert(message.to !== this.id, `${this.id} tried to send ${message.type} to itself`);
+    if (message.to === this.id) assert(false, `${this.id} tried to send ${message.type} to itself`);
     this.#messages.push(message);
   }
 

@@ -255,14 +255,14 @@ export class RaftStorage {
     const first = entries[0]!;
     const snapshotIndex = this.snapshot?.metadata.index ?? 0;
     const lastIndexStored = this.lastIndex();
-    assert(first.index > snapshotIndex, `save(): entry ${first.index} is covered by the snapshot at ${snapshotIndex}`);
-    assert(first.index <= lastIndexStored + 1, `save(): entry ${first.index} leaves a gap after ${lastIndexStored}`);
+    if (!(first.index > snapshotIndex)) assert(false, `save(): entry ${first.index} is covered by the snapshot at ${snapshotIndex}`);
+    if (!(first.index <= lastIndexStored + 1)) assert(false, `save(): entry ${first.index} leaves a gap after ${lastIndexStored}`);
     for (let i = 1; i < entries.length; i++) {
-      assert(entries[i]!.index === entries[i - 1]!.index + 1, `save(): entries not contiguous at ${entries[i]!.index}`);
-      assert(entries[i]!.term >= entries[i - 1]!.term, `save(): term decreases at entry ${entries[i]!.index}`);
+      if (entries[i]!.index !== entries[i - 1]!.index + 1) assert(false, `save(): entries not contiguous at ${entries[i]!.index}`);
+      if (!(entries[i]!.term >= entries[i - 1]!.term)) assert(false, `save(): term decreases at entry ${entries[i]!.index}`);
     }
     if (first.index <= lastIndexStored) {
-      assert(first.index > this.hardState.commit, `save(): replacing entry ${first.index} at or below commit ${this.hardState.commit}`);
+      if (!(first.index > this.hardState.commit)) assert(false, `save(): replacing entry ${first.index} at or below commit ${this.hardState.commit}`);
       this.truncateFrom(first.index);
     }
     const termPrevious = this.term(first.index - 1) ?? (first.index - 1 === snapshotIndex ? this.snapshot?.metadata.term : undefined);
@@ -286,9 +286,9 @@ export class RaftStorage {
   }
 
   private saveHardState(hardState: HardState): void {
-    assert(hardState.term >= this.hardState.term, `save(): term ${hardState.term} below the stored ${this.hardState.term}`);
-    assert(hardState.commit >= this.hardState.commit, `save(): commit ${hardState.commit} below the stored ${this.hardState.commit}`);
-    assert(hardState.commit <= this.lastIndex(), `save(): commit ${hardState.commit} past the last entry ${this.lastIndex()}`);
+    if (!(hardState.term >= this.hardState.term)) assert(false, `save(): term ${hardState.term} below the stored ${this.hardState.term}`);
+    if (!(hardState.commit >= this.hardState.commit)) assert(false, `save(): commit ${hardState.commit} below the stored ${this.hardState.commit}`);
+    if (!(hardState.commit <= this.lastIndex())) assert(false, `save(): commit ${hardState.commit} past the last entry ${this.lastIndex()}`);
     // Term and vote must be durable before any message that depends on them leaves. The commit index
     // need not be (Raft recomputes it from the leader after a restart), so a change of the commit index
     // alone costs no write: one atomic file write is three fsyncs, on every node, for every commit.
@@ -302,7 +302,7 @@ export class RaftStorage {
   private segmentForAppend(index: number): Segment {
     const newest = this.segments.at(-1);
     if (newest !== undefined && newest.offsets.length < this.segmentEntriesMax) {
-      assert(segmentNextIndex(newest) === index, `save(): entry ${index} does not follow the newest segment`);
+      if (segmentNextIndex(newest) !== index) assert(false, `save(): entry ${index} does not follow the newest segment`);
       return newest;
     }
     if (newest !== undefined && newest.unsynced) {
@@ -323,7 +323,7 @@ export class RaftStorage {
     let totalBytes = 0;
     for (let i = position; i < position + count; i++) {
       const payload = this.encoder.encode(JSON.stringify(entryPlain(entries[i]!)));
-      assert(payload.length <= RECORD_PAYLOAD_BYTES_MAX, `save(): entry ${entries[i]!.index} exceeds ${RECORD_PAYLOAD_BYTES_MAX} bytes`);
+      if (!(payload.length <= RECORD_PAYLOAD_BYTES_MAX)) assert(false, `save(): entry ${entries[i]!.index} exceeds ${RECORD_PAYLOAD_BYTES_MAX} bytes`);
       payloads.push(payload);
       totalBytes += RECORD_HEADER_BYTES + payload.length;
     }
