@@ -20,8 +20,9 @@ export interface EtcdEndpointsOptions {
   readonly backend: RaftNodeBackend;
   readonly peerClientUrls: (nodeId: NodeId) => string | undefined;
   readonly logger?: ApiLogger;
-  /** For watch progress notifications (default: none are sent unless a client asks). */
+  /** For periodic watch progress notifications (without timers none are sent; a client can still ask). */
   readonly timers?: Timers;
+  /** How often a watch that asked for progress notifications gets one (pgraft.watch_progress_notify_interval). */
   readonly progressIntervalMs?: number;
 }
 

@@ -44,7 +44,17 @@ interface Watcher {
   readonly noDelete: boolean;
   readonly prevKv: boolean;
   readonly progressNotify: boolean;
+  /** etcd's per-watch progress flag: no events were sent since the last progress tick. */
+  progressDue: boolean;
   nextRevision: number;
+}
+
+/**
+ * The watch_id field as etcd writes it: proto3 leaves a zero out (gRPC and gateway JSON alike), so the
+ * first watch of a stream answers without one, exactly as etcd's does.
+ */
+function watchIdField(id: number): JsonObject {
+  return id === 0 ? {} : { watch_id: String(id) };
 }
 
 export class WatchHub {
@@ -135,12 +145,18 @@ export class WatchStream {
     for (const watcher of [...this.#watchers.values()]) this.#catchUp(store, watcher);
   }
 
-  /** etcd's progress notification: the revision every synced progress_notify watcher has reached. */
+  /**
+   * etcd's periodic progress notification (v3rpc sendLoop's progress ticker): each progress_notify
+   * watcher that is synced and was sent no events since the previous tick gets the current revision, as
+   * a response with no events; every watcher's flag is then set for the next tick.
+   */
   notifyProgress(): void {
     if (this.#closed) return;
     const store = this.#source.store();
     for (const watcher of this.#watchers.values()) {
-      if (watcher.progressNotify && watcher.nextRevision > store.appliedIndex) this.#send({ header: encodeHeader(this.#header()), watch_id: String(watcher.id) });
+      if (!watcher.progressNotify) continue;
+      if (watcher.progressDue && watcher.nextRevision > store.appliedIndex) this.#send({ header: encodeHeader(this.#header()), ...watchIdField(watcher.id) });
+      watcher.progressDue = true;
     }
   }
 
@@ -179,17 +195,18 @@ export class WatchStream {
       noDelete: filters.includes("NODELETE"),
       prevKv: fields.boolean("prev_kv"),
       progressNotify: fields.boolean("progress_notify"),
+      progressDue: true,
       nextRevision: startRevision > 0 ? startRevision : store.appliedIndex + 1,
     };
     this.#watchers.set(id, watcher);
-    this.#send({ header: encodeHeader(this.#header()), watch_id: String(id), created: true });
+    this.#send({ header: encodeHeader(this.#header()), ...watchIdField(id), created: true });
     this.#catchUp(store, watcher);
   }
 
   #cancel(json: unknown): void {
     const id = new Fields(json, "watch cancel_request", ["watch_id"]).integer("watch_id");
     if (!this.#watchers.delete(id)) return; // etcd answers nothing for an unknown id
-    this.#send({ header: encodeHeader(this.#header()), watch_id: String(id), canceled: true });
+    this.#send({ header: encodeHeader(this.#header()), ...watchIdField(id), canceled: true });
   }
 
   #catchUp(store: KvStore, watcher: Watcher): void {
@@ -198,7 +215,7 @@ export class WatchStream {
       this.#watchers.delete(watcher.id);
       this.#send({
         header: encodeHeader(this.#header()),
-        watch_id: String(watcher.id),
+        ...watchIdField(watcher.id),
         canceled: true,
         compact_revision: String(store.compactedRevision),
         cancel_reason: `etcdserver: mvcc: required revision has been compacted`,
@@ -207,10 +224,11 @@ export class WatchStream {
     }
     const events = store.eventsFrom(watcher.nextRevision).filter((event) => this.#matches(watcher, event));
     watcher.nextRevision = store.appliedIndex + 1;
+    if (events.length > 0) watcher.progressDue = false;
     for (let start = 0; start < events.length; ) {
       let end = Math.min(events.length, start + EVENTS_PER_RESPONSE_MAX);
       while (end < events.length && events[end]!.revision === events[end - 1]!.revision) end++;
-      this.#send({ header: encodeHeader(this.#header()), watch_id: String(watcher.id), events: events.slice(start, end).map((event) => encodeEvent(event, watcher.prevKv)) });
+      this.#send({ header: encodeHeader(this.#header()), ...watchIdField(watcher.id), events: events.slice(start, end).map((event) => encodeEvent(event, watcher.prevKv)) });
       start = end;
     }
   }

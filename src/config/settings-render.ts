@@ -47,6 +47,7 @@ export function formatSettingValue(config: PgraftConfig, name: string, options: 
     case "pgraft.max_log_entries": return String(config.logEntriesMax);
     case "pgraft.metrics_enabled": return onOff(config.metricsEnabled);
     case "pgraft.metrics_port": return String(config.metricsPort);
+    case "pgraft.watch_progress_notify_interval": return `${config.watchProgressNotifyIntervalMs}ms`;
     case "pgraft.fence_writes": return onOff(config.fenceWrites);
     case "pgraft.database": return quoteSettingValue(config.database);
     case "pgraft.pre_vote": return onOff(config.preVote);

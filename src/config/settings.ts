@@ -98,6 +98,8 @@ export interface PgraftConfig {
   readonly logEntriesMax: number;
   readonly metricsEnabled: boolean;
   readonly metricsPort: number;
+  /** pgraft.watch_progress_notify_interval: the period of watch progress notifications. */
+  readonly watchProgressNotifyIntervalMs: number;
   /** pgraft.fence_writes: PostgreSQL refuses writes unless this node leads with a quorum. */
   readonly fenceWrites: boolean;
   /** pgraft.database: where the SQL interface lives. */
@@ -186,6 +188,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     maxBatchDelayMs: readNumber(context, "pgraft.max_batch_delay")?.value,
     snapshotIntervalEntries: readNumber(context, "pgraft.snapshot_interval")?.value,
     logEntriesMax: readNumber(context, "pgraft.max_log_entries")?.value,
+    watchProgressNotifyIntervalMs: readNumber(context, "pgraft.watch_progress_notify_interval")?.value,
     preVote: readSafetyFlag(context, "pgraft.pre_vote"),
     checkQuorum: readSafetyFlag(context, "pgraft.check_quorum"),
     dataDir: readDataDirectory(context),
@@ -216,6 +219,7 @@ export function validateSettings(assignments: readonly SettingAssignment[], opti
     logEntriesMax: defined(values.logEntriesMax, "logEntriesMax"),
     metricsEnabled: defined(metricsEnabled?.value, "metricsEnabled"),
     metricsPort: defined(metricsPort?.value, "metricsPort"),
+    watchProgressNotifyIntervalMs: defined(values.watchProgressNotifyIntervalMs, "watchProgressNotifyIntervalMs"),
     fenceWrites: defined(values.fenceWrites, "fenceWrites"),
     database: defined(values.database, "database"),
     preVote: defined(values.preVote, "preVote"),

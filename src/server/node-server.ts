@@ -555,7 +555,14 @@ export class NodeServer {
       requestTimeoutMs: REQUEST_TIMEOUT_MS,
       observeWriteLatency: (seconds) => this.metrics.observeCommitLatency(seconds),
     });
-    const etcd = createEtcdEndpoints({ node: this.node, backend, peerClientUrls: urlOf, logger: apiLogger, timers: new RealTimers() });
+    const etcd = createEtcdEndpoints({
+      node: this.node,
+      backend,
+      peerClientUrls: urlOf,
+      logger: apiLogger,
+      timers: new RealTimers(),
+      progressIntervalMs: config.watchProgressNotifyIntervalMs,
+    });
     this.#etcd = etcd;
     const api = new ClientApi({ backend, leases: backend, maintenance: backend, unimplementedLog: etcd.unimplementedLog, peerClientUrls: urlOf, logger: apiLogger });
     const clusterApi = new ClusterApi({

@@ -102,9 +102,10 @@ async function waitHealthy(target: Target, timeoutMs: number): Promise<void> {
   throw new Error(`${target.name} did not become healthy within ${timeoutMs} ms: ${last?.stderr}\n${target.logs()}`);
 }
 
-export async function startPgraft(preferredBase: number): Promise<Target> {
+/** `extraSettings`: more `pgraft.name=value` settings for every node. */
+export async function startPgraft(preferredBase: number, extraSettings: readonly string[] = []): Promise<Target> {
   const base = await freeBasePort(preferredBase, 3);
-  const cluster = new ProcessCluster(3, base);
+  const cluster = new ProcessCluster(3, base, [...extraSettings]);
   cluster.startAll();
   const target: Target = {
     name: "pgraft",
@@ -122,7 +123,8 @@ export async function startPgraft(preferredBase: number): Promise<Target> {
   return target;
 }
 
-export async function startEtcd(preferredBase: number): Promise<Target> {
+/** `extraFlags`: more command-line flags for every member. */
+export async function startEtcd(preferredBase: number, extraFlags: readonly string[] = []): Promise<Target> {
   const base = await freeBasePort(preferredBase, 3);
   const directory = mkdtempSync(join(tmpdir(), "pgraft-compat-etcd-"));
   const members = [0, 1, 2].map((i) => ({ name: `e${i + 1}`, peer: `http://127.0.0.1:${base + i}`, client: `http://127.0.0.1:${base + 100 + i}` }));
@@ -145,6 +147,7 @@ export async function startEtcd(preferredBase: number): Promise<Target> {
         "--election-timeout=1000",
         "--logger=zap",
         "--log-level=warn",
+        ...extraFlags,
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
