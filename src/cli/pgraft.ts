@@ -239,11 +239,25 @@ async function fetchReport(url: string, timeoutMs: number): Promise<ClusterRepor
  * carries them), so that `status` and `member` reach members added after the settings were written.
  */
 async function discoverEndpoints(parsed: Parsed): Promise<string[]> {
-  const endpoints = [...statusEndpoints(parsed)];
-  const known = new Set(endpoints.map(normalizeUrl));
-  const answers = await Promise.all(endpoints.map((url) => fetchMembers(url).catch(() => undefined)));
+  const configured = statusEndpoints(parsed);
+  const answers = await Promise.all(configured.map((url) => fetchMembers(url).catch(() => undefined)));
+  return endpointsToAsk(configured, answers, parsed.endpoints.length > 0);
+}
+
+/**
+ * Which endpoints to ask, given what each configured one answered to the member list (undefined: no
+ * answer): the configured ones, then every member's client URL that the first answer reports. A
+ * configured endpoint that did not answer and that no member has as its client URL is left out unless
+ * it was given with --endpoints: it is a member removed since the settings were written (the README's
+ * n2 after `pgraft member remove`), and asking it again would only warn that it does not answer.
+ */
+export function endpointsToAsk(configured: readonly string[], answers: readonly (readonly MemberJson[] | undefined)[], explicit: boolean): string[] {
   const found = answers.find((members) => members !== undefined);
-  for (const member of found ?? []) {
+  if (found === undefined) return [...configured];
+  const memberUrls = new Set(found.flatMap((member) => member.clientURLs.map(normalizeUrl)));
+  const endpoints = configured.filter((url, i) => explicit || answers[i] !== undefined || memberUrls.has(normalizeUrl(url)));
+  const known = new Set(endpoints.map(normalizeUrl));
+  for (const member of found) {
     for (const url of member.clientURLs) {
       if (known.has(normalizeUrl(url))) continue;
       known.add(normalizeUrl(url));
@@ -314,7 +328,7 @@ async function status(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-interface MemberJson {
+export interface MemberJson {
   readonly ID: string;
   readonly name: string;
   readonly peerURLs: readonly string[];

@@ -267,6 +267,19 @@ export function functionsSql(dblinkSchema: string): string {
     RETURN (pgraft.call_node(jsonb_build_object('op', 'add_node', 'node_id', node_id, 'address', address, 'port', port))->>'ok')::boolean;
   END
   $fn$;
+  -- With the new node's client URL and name (pgraft member add --client-url --name), so that followers
+  -- forward to it and every node names it before it has started. A separate function rather than
+  -- defaults on the one above: both with defaults would make the three-argument call ambiguous.
+  -- client_url may be NULL to give only a name (NULL name or client_url: not given).
+  CREATE OR REPLACE FUNCTION public.pgraft_add_node(node_id int, address text, port int, client_url text, name text DEFAULT NULL) RETURNS boolean LANGUAGE plpgsql VOLATILE ${definer} AS $fn$
+  BEGIN
+    IF node_id IS NULL OR address IS NULL OR port IS NULL THEN
+      RAISE EXCEPTION 'pgraft: cannot add a node: node_id, address and port must not be NULL' USING ERRCODE = '${SQLSTATES.invalid}';
+    END IF;
+    RETURN (pgraft.call_node(jsonb_build_object('op', 'add_node', 'node_id', node_id, 'address', address, 'port', port,
+                                                'client_url', client_url, 'name', name))->>'ok')::boolean;
+  END
+  $fn$;
   CREATE OR REPLACE FUNCTION public.pgraft_remove_node(node_id int) RETURNS boolean LANGUAGE plpgsql VOLATILE ${definer} AS $fn$
   BEGIN
     IF node_id IS NULL THEN
@@ -305,6 +318,7 @@ export const ALL_FUNCTIONS: readonly string[] = [
   "public.pgraft_kv_put_bytes(bytea, bytea)",
   "public.pgraft_kv_delete(text)",
   "public.pgraft_add_node(int, text, int)",
+  "public.pgraft_add_node(int, text, int, text, text)",
   "public.pgraft_remove_node(int)",
 ];
 

@@ -5,10 +5,16 @@
  * SQLSTATE whose message says what to do:
  *
  *   {"op":"put","key":B64,"value":B64}   {"op":"delete","key":B64}
- *   {"op":"add_node","node_id":N,"address":"host","port":P}   {"op":"remove_node","node_id":N}
+ *   {"op":"add_node","node_id":N,"address":"host","port":P,"client_url"?:"http://host:port","name"?:"n4"}
+ *   {"op":"remove_node","node_id":N}
+ *
+ * add_node's client_url and name are optional (absent or null: not given); when given they go into the
+ * membership with the node, as `pgraft member add --client-url --name` puts them, so that followers
+ * forward to it and every node names it before it has started and published its own.
  */
 import type { NodeId } from "../core/types.ts";
 import { parseHostAndPort, formatHostAndPort } from "../config/index.ts";
+import { isMemberClientUrl, isMemberName } from "../core/membership.ts";
 import { NODE_NONE } from "../core/types.ts";
 import {
   BusyError,
@@ -71,7 +77,15 @@ export function createSqlCommandHandler(options: SqlCommandOptions): (sql: strin
       case "add_node":
       case "remove_node": {
         const change: MembershipChange =
-          command.op === "add_node" ? { type: "add", nodeId: command.nodeId, address: command.address } : { type: "remove", nodeId: command.nodeId };
+          command.op === "add_node"
+            ? {
+                type: "add",
+                nodeId: command.nodeId,
+                address: command.address,
+                ...(command.clientUrl === undefined ? {} : { clientUrl: command.clientUrl }),
+                ...(command.name === undefined ? {} : { name: command.name }),
+              }
+            : { type: "remove", nodeId: command.nodeId };
         await new Promise<void>((resolve, reject) =>
           options.node.changeMembership(change, (result) => (result.ok ? resolve() : reject(toWireError(result.error, command.op, options)))),
         );
@@ -83,7 +97,7 @@ export function createSqlCommandHandler(options: SqlCommandOptions): (sql: strin
 
 type Command =
   | { readonly op: "put" | "delete"; readonly key: string; readonly value?: string }
-  | { readonly op: "add_node"; readonly nodeId: number; readonly address: string }
+  | { readonly op: "add_node"; readonly nodeId: number; readonly address: string; readonly clientUrl?: string; readonly name?: string }
   | { readonly op: "remove_node"; readonly nodeId: number };
 
 function invalid(message: string): WireError {
@@ -130,13 +144,53 @@ export function parseCommand(sql: string): Command {
       if (typeof host !== "string" || typeof port !== "number") throw invalid("cannot add a node: address must be text and port an integer");
       const parsedAddress = parseHostAndPort(`${host.includes(":") ? `[${host}]` : host}:${port}`);
       if (!parsedAddress.ok) throw invalid(`cannot add node ${id}: ${parsedAddress.problem}`);
-      return { op: "add_node", nodeId: id, address: formatHostAndPort(parsedAddress.value) };
+      const clientUrl = optionalClientUrl(body.client_url, id);
+      const name = optionalName(body.name, id);
+      return {
+        op: "add_node",
+        nodeId: id,
+        address: formatHostAndPort(parsedAddress.value),
+        ...(clientUrl === undefined ? {} : { clientUrl }),
+        ...(name === undefined ? {} : { name }),
+      };
     }
     case "remove_node":
       return { op: "remove_node", nodeId: nodeId() };
     default:
       throw invalid(`unknown command ${JSON.stringify(body.op)}; expected put, delete, add_node or remove_node`);
   }
+}
+
+/** Longest client URL or name quoted back in an error. */
+const QUOTED_CHARS_MAX = 200;
+
+/**
+ * add_node's client URL: absent or null, or "http://host:port" (https too), a port from 1 to 65535 and
+ * nothing after it but an optional "/" (dropped), as `pgraft member add --client-url` takes it.
+ */
+function optionalClientUrl(value: unknown, nodeId: number): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  const url = typeof value === "string" ? value.replace(/\/$/, "") : undefined;
+  if (url === undefined || !isMemberClientUrl(url)) {
+    throw invalid(
+      `cannot add node ${nodeId}: client_url ${JSON.stringify(value).slice(0, QUOTED_CHARS_MAX)} is not a client URL; ` +
+        "write it as http://host:port (or https://), the new node's pgraft.client_address with a port from 1 to 65535 and nothing after it, or pass NULL to leave it out",
+    );
+  }
+  return url;
+}
+
+/** add_node's name: absent or null, or the new node's pgraft.name. An empty name is refused, not ignored. */
+function optionalName(value: unknown, nodeId: number): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (value === "") throw invalid(`cannot add node ${nodeId}: the name is empty; pass the new node's pgraft.name, or NULL to leave it out`);
+  if (typeof value !== "string" || !isMemberName(value)) {
+    throw invalid(
+      `cannot add node ${nodeId}: name ${JSON.stringify(value).slice(0, QUOTED_CHARS_MAX)} is not a member name; ` +
+        'pass the new node\'s pgraft.name: 1 to 63 letters, digits, "_", "." or "-", starting with a letter or digit',
+    );
+  }
+  return value;
 }
 
 function toWireError(error: PgraftError, op: string, options: SqlCommandOptions): WireError {
