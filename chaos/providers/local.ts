@@ -65,10 +65,19 @@ interface LocalNode {
   /** How many of `settings` startNode gave (the rest came with restarts). */
   initialSettingCount: number;
   postgres: boolean;
+  /** NodeSpec.dialRedirects, applied at every start (dial-redirect.mjs). */
+  dialRedirects: Readonly<Record<string, string>>;
   child: ChildProcess | undefined;
   exited: Promise<void> | undefined;
   state: NodeProcessState;
+  /** The code it exited with by itself (undefined while running, after a crash, or on a signal). */
+  exitCode: number | undefined;
 }
+
+/** Preloaded into every node (NODE_OPTIONS --import): redirects the dials NodeSpec.dialRedirects names. */
+export const DIAL_REDIRECT_MODULE = new URL("../runner/dial-redirect.mjs", import.meta.url);
+/** The variable dial-redirect.mjs reads. */
+export const DIAL_REDIRECTS_VARIABLE = "PGRAFT_CHAOS_DIAL_REDIRECTS";
 
 export const LOCAL_CAPABILITIES: ProviderCapabilities = {
   crash: true,
@@ -76,6 +85,7 @@ export const LOCAL_CAPABILITIES: ProviderCapabilities = {
   pause: true,
   postgres: true,
   corruptData: true,
+  redirectDials: true,
   description: "pgraft start processes (and their PostgreSQL servers) on 127.0.0.1",
 };
 
@@ -131,7 +141,7 @@ export class LocalProvider implements ClusterProvider {
       postgresUrl: undefined,
     };
     registry.addPidFile(join(directory, "pgdata", "postmaster.pid"));
-    this.#nodes.set(id, { endpoints, directory, logFile: join(runDirectory, `${name}.log`), settings: undefined, initialSettingCount: 0, postgres: false, child: undefined, exited: undefined, state: "reserved" });
+    this.#nodes.set(id, { endpoints, directory, logFile: join(runDirectory, `${name}.log`), settings: undefined, initialSettingCount: 0, postgres: false, dialRedirects: {}, child: undefined, exited: undefined, state: "reserved", exitCode: undefined });
     return endpoints;
   }
 
@@ -147,6 +157,7 @@ export class LocalProvider implements ClusterProvider {
     node.settings = [...spec.settings];
     node.initialSettingCount = spec.settings.length;
     node.postgres = spec.postgres;
+    node.dialRedirects = { ...(spec.dialRedirects ?? {}) };
     if (spec.postgres) await this.#createDataDirectory(node);
     this.#spawn(node, await this.#launcher());
   }
@@ -208,6 +219,11 @@ export class LocalProvider implements ClusterProvider {
 
   nodeState(id: number): NodeProcessState {
     return this.#node(id).state;
+  }
+
+  exitCode(id: number): number | undefined {
+    const node = this.#node(id);
+    return node.state === "exited" ? node.exitCode : undefined;
   }
 
   async sql(id: number, text: string, params: readonly unknown[] = [], timeoutMs = SQL_TIMEOUT_MS_DEFAULT): Promise<SqlResult> {
@@ -279,7 +295,7 @@ export class LocalProvider implements ClusterProvider {
         cwd: this.#options.projectRoot,
         stdio: ["ignore", log, log],
         detached: true,
-        env: { ...process.env, PGRAFT_LOG_LEVEL: process.env.PGRAFT_LOG_LEVEL ?? "info" },
+        env: { ...process.env, PGRAFT_LOG_LEVEL: process.env.PGRAFT_LOG_LEVEL ?? "info", ...dialRedirectEnvironment(node.dialRedirects) },
       });
     } finally {
       closeSync(log);
@@ -288,9 +304,13 @@ export class LocalProvider implements ClusterProvider {
     this.#registry!.addProcess(child.pid, `${endpoints.name} pgraft start`);
     node.child = child;
     node.state = "running";
+    node.exitCode = undefined;
     node.exited = new Promise<void>((resolve) => {
-      child.once("exit", () => {
-        if (node.child === child && node.state !== "crashed") node.state = "exited";
+      child.once("exit", (code) => {
+        if (node.child === child && node.state !== "crashed") {
+          node.state = "exited";
+          node.exitCode = code ?? undefined;
+        }
         resolve();
       });
     });
@@ -387,6 +407,20 @@ export class LocalProvider implements ClusterProvider {
   #assertUsable(): void {
     if (this.#destroyed) throw new Error("Cannot use the local provider: it was destroyed; create a new one");
   }
+}
+
+/**
+ * The environment that makes a node's dials follow `redirects`: dial-redirect.mjs preloaded through
+ * NODE_OPTIONS (so it also reaches a node started through bin/pgraft.js and tsx), and the map. Empty
+ * when there is nothing to redirect.
+ */
+export function dialRedirectEnvironment(redirects: Readonly<Record<string, string>>): Record<string, string> {
+  if (Object.keys(redirects).length === 0) return {};
+  const inherited = process.env.NODE_OPTIONS ?? "";
+  return {
+    NODE_OPTIONS: `${inherited} --import=${DIAL_REDIRECT_MODULE.href}`.trim(),
+    [DIAL_REDIRECTS_VARIABLE]: JSON.stringify(redirects),
+  };
 }
 
 function withTimeout(promise: Promise<void>, timeoutMs: number, message: string): Promise<void> {

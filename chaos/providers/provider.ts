@@ -42,6 +42,12 @@ export interface ProviderCapabilities {
    * Providers that cannot reach the data directory say false.
    */
   readonly corruptData: boolean;
+  /**
+   * Send a node's connections to given addresses elsewhere (NodeSpec.dialRedirects), so that the links
+   * into a node added at run time, which every member dials at the one address in its configuration
+   * entry, can each go through a proxy of their own. Left out: false (such links cannot be faulted).
+   */
+  readonly redirectDials?: boolean;
   /** A free-form note on what the provider is (shown in reports): "local processes", "containers". */
   readonly description: string;
 }
@@ -81,6 +87,11 @@ export interface NodeSpec {
   readonly settings: readonly string[];
   /** Run PostgreSQL beside the node (requires capabilities.postgres). */
   readonly postgres: boolean;
+  /**
+   * Connections the node opens to a key ("127.0.0.1:5001") go to its value ("127.0.0.1:6001") instead,
+   * kept for restarts. Only when capabilities.redirectDials; a provider without it throws when given any.
+   */
+  readonly dialRedirects?: Readonly<Record<string, string>>;
 }
 
 export interface CrashOptions {
@@ -155,6 +166,14 @@ export interface ClusterProvider {
 
   /** The provider's view of a node. */
   nodeState(id: number): NodeProcessState;
+
+  /**
+   * Optional: the exit code of a node that exited by itself (state "exited"), undefined otherwise
+   * (running, crashed by the runner, killed by a signal, or a provider that cannot tell). The runner
+   * uses it to tell a node that left the cluster (pgraft start exits with code 3 once it learns it was
+   * removed) from one to restart.
+   */
+  exitCode?(id: number): number | undefined;
 
   /**
    * Runs one SQL statement on node `id`'s PostgreSQL (as the postgres superuser), with $1.. params;

@@ -7,7 +7,7 @@
  * PR001 not_leader (the DETAIL says leader_id=N), PR002 no_quorum, PR003 timeout (the outcome is
  * unknown: the change may still take effect), PR004 stopped (the node beside that PostgreSQL is not
  * running), PR005 change_in_progress, PR006 busy, 22023 invalid; any other SQLSTATE is
- * `sqlstate_XXXXX`.
+ * `sqlstate_XXXXX`. A broken session (SQLSTATE class 08, 57P01-57P03) is no answer: the outcome is unknown.
  */
 import { SqlFailure } from "./sql-connections.ts";
 
@@ -56,11 +56,21 @@ export type MembershipOutcome =
 export function classifyMembershipFailure(error: unknown): MembershipOutcome {
   if (!(error instanceof SqlFailure)) return { kind: "no_answer", message: (error as Error).message ?? String(error) };
   if (!error.sent) return { kind: "unsent", message: error.message };
-  if (error.sqlState === undefined) return { kind: "no_answer", message: error.message };
+  if (error.sqlState === undefined || sessionLost(error.sqlState)) return { kind: "no_answer", message: error.sqlState === undefined ? error.message : `SQLSTATE ${error.sqlState}: ${error.message}` };
   const code = MEMBERSHIP_SQLSTATES[error.sqlState] ?? `sqlstate_${error.sqlState}`;
   const match = /leader_id=(\d+)/.exec(error.detail ?? "");
   const leaderId = match !== null && Number(match[1]) > 0 ? Number(match[1]) : undefined;
   return { kind: "refused", code, sqlState: error.sqlState, message: error.message, leaderId };
+}
+
+/**
+ * SQLSTATEs that say the session or a connection behind the statement broke, not that the change was
+ * refused: class 08 (connection exception: also what dblink raises when the node's command connection
+ * drops) and 57P01-57P03 (the server shutting down, as when `pgraft start` stops its PostgreSQL on
+ * learning that this very node was removed). The change may well have happened.
+ */
+function sessionLost(sqlState: string): boolean {
+  return sqlState.startsWith("08") || sqlState === "57P01" || sqlState === "57P02" || sqlState === "57P03";
 }
 
 function quoteLiteral(text: string): string {

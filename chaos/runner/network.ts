@@ -52,7 +52,10 @@ export class LinkFaults {
     return `pgraft-${this.#tag}-n${from}-n${to}`;
   }
 
-  /** Whether the pair has a proxy (nodes added at run time are reached directly, see README). */
+  /**
+   * Whether the pair has a proxy. Every pair has one, except links into a node added at run time when
+   * the provider cannot redirect dials (runner/joiners.ts): those members reach it directly.
+   */
   has(from: number, to: number): boolean {
     return this.#links.has(key(from, to));
   }
@@ -165,7 +168,7 @@ export class LinkFaults {
     const link = this.#links.get(key(from, to));
     if (link === undefined) {
       throw new Error(
-        `Cannot change the link n${from} -> n${to}: it has no proxy (a node added at run time is reached at the address in its configuration entry, which all members share, so its incoming links cannot be faulted one by one)`,
+        `Cannot change the link n${from} -> n${to}: it has no proxy (a node added at run time is reached at the address in its configuration entry, which all members share, and this provider cannot redirect each member's dials to a proxy of its own; runner/support.ts should have refused the step)`,
       );
     }
     return link;

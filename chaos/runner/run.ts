@@ -14,11 +14,13 @@ import seedrandom from "seedrandom";
 import { checkLinearizable } from "../../sim/checkers/linearizability.ts";
 import { LIVENESS_ELECTION_TIMEOUTS_MAX } from "../../sim/checkers/liveness.ts";
 import { describeNodeSet, describeSelector, formatDuration, nodeName, stepTimes, type Action, type NodeSelector, type NodeSet, type Scenario, type Step } from "../../sim/scenario/index.ts";
+import { REMOVED_EXIT_CODE } from "../../src/server/node-server.ts";
 import { ToxiproxyServer } from "../toxiproxy/index.ts";
 import type { ClusterProvider, NodeEndpoints } from "../providers/provider.ts";
 import { Clients, sleep } from "./clients.ts";
 import { classifyError, postJson } from "./etcd-client.ts";
 import { ExpectationMonitor, type ExpectationContext, type RequestRecord } from "./expectations.ts";
+import { joinerIds, linkPairs } from "./joiners.ts";
 import { LinkFaults } from "./network.ts";
 import { getJson, Observer, readHealth, type Sample } from "./observer.ts";
 import { RECORDING_ENTRIES_MAX, RECORDING_FORMAT, writeRecording, type RecordedStep, type Recording } from "./recording.ts";
@@ -134,6 +136,12 @@ class ChaosRun {
   readonly endpoints = new Map<number, NodeEndpoints>();
   /** Nodes that are members (started as founders or added), minus the removed. */
   readonly members = new Set<number>();
+  /**
+   * Nodes the timeline has brought in: the founders, and each node whose add_node step has run. The
+   * nodes the timeline will add are started at set-up, waiting to be added (see setUp), but until their
+   * step they are not part of the scenario: `all`, isolate and the observer leave them out.
+   */
+  readonly introduced = new Set<number>();
   readonly bindings = new Map<string, number[]>();
   readonly requests = new Map<string, RequestRecord>();
   readonly recording: Recording;
@@ -277,20 +285,27 @@ class ChaosRun {
     const url = this.options.toxiproxyUrl ?? (await this.startToxiproxy());
     this.network = new LinkFaults(url, this.tag, this.scenario.network);
     const ids = Array.from({ length: this.scenario.nodes }, (_, i) => i + 1);
-    for (const id of ids) this.endpoints.set(id, await this.provider.reserveNode(id));
+    const joiners = joinerIds(this.scenario);
+    for (const id of [...ids, ...joiners]) this.endpoints.set(id, await this.provider.reserveNode(id));
     this.checkAborted();
-    for (const from of ids) {
-      for (const to of ids) {
-        if (from !== to) await this.network.createLink(from, to, `${this.endpoints.get(to)!.host}:${this.endpoints.get(to)!.peerPort}`);
-      }
+    for (const [from, to] of linkPairs(ids, joiners, this.redirectsDials())) {
+      await this.network.createLink(from, to, `${this.endpoints.get(to)!.host}:${this.endpoints.get(to)!.peerPort}`);
     }
     for (const id of ids) {
-      await this.provider.startNode({ id, settings: this.settingsOf(id, ids, false), postgres: this.options.postgres === true });
+      await this.provider.startNode({ id, settings: this.settingsOf(id, ids, false), postgres: this.options.postgres === true, ...this.dialRedirectsOf(id, joiners) });
       this.members.add(id);
+      this.introduced.add(id);
     }
-    this.note(`${this.scenario.name}: ${ids.length} nodes started, waiting for /health`);
+    // Nodes the timeline adds start now, with initial_cluster_state = existing, and wait to be added, as
+    // an operator starts a new node before adding it: a real start takes seconds (PostgreSQL, the
+    // process) that the simulator's add_node does not, and the request at the step's time would
+    // otherwise find no node to catch up.
+    for (const id of joiners) {
+      await this.provider.startNode({ id, settings: this.settingsOf(id, [...ids, id], true), postgres: this.options.postgres === true, ...this.dialRedirectsOf(id, joiners) });
+    }
+    this.note(`${this.scenario.name}: ${ids.length} nodes started${joiners.length > 0 ? ` and ${joiners.map(nodeName).join(", ")} waiting to be added` : ""}, waiting for /health`);
     const deadline = performance.now() + (this.options.startTimeoutMs ?? START_TIMEOUT_MS_DEFAULT);
-    for (const id of ids) {
+    for (const id of [...ids, ...joiners]) {
       while ((await readHealth(this.endpoints.get(id)!.clientUrl)) === undefined) {
         this.checkAborted();
         if (this.provider.nodeState(id) !== "running") throw new Error(`${nodeName(id)} exited while starting; its log ends:\n${this.provider.logTail(id, 2000)}`);
@@ -343,6 +358,26 @@ class ChaosRun {
     return this.toxiproxy.url;
   }
 
+  /** Whether the links into nodes added at run time go through proxies of their own (see linkPairs). */
+  redirectsDials(): boolean {
+    return this.provider.capabilities.redirectDials === true;
+  }
+
+  /**
+   * What node `id` dials elsewhere: each node the timeline adds is reached at its configuration address
+   * (its real peer port), which for `id` must lead to proxy (id, joiner). Nothing without the capability.
+   */
+  dialRedirectsOf(id: number, joiners: readonly number[]): { dialRedirects?: Record<string, string> } {
+    if (!this.redirectsDials()) return {};
+    const redirects: Record<string, string> = {};
+    for (const joiner of joiners) {
+      if (joiner === id) continue;
+      const endpoints = this.endpoints.get(joiner)!;
+      redirects[`${endpoints.host}:${endpoints.peerPort}`] = this.network!.listenAddress(id, joiner);
+    }
+    return Object.keys(redirects).length > 0 ? { dialRedirects: redirects } : {};
+  }
+
   /** The cluster settings of node `id`: peers through the proxies it dials, itself at its real address. */
   settingsOf(id: number, clusterIds: readonly number[], joining: boolean): string[] {
     const network = this.network!;
@@ -369,7 +404,7 @@ class ChaosRun {
 
   async perform(): Promise<number | null> {
     const observer = new Observer(
-      () => new Map([...this.endpoints].map(([id, endpoints]) => [id, endpoints.clientUrl])),
+      () => new Map([...this.endpoints].filter(([id]) => this.introduced.has(id)).map(([id, endpoints]) => [id, endpoints.clientUrl])),
       this.startMs,
       undefined,
       (id) => this.provider.nodeState(id) !== "running",
@@ -474,7 +509,7 @@ class ChaosRun {
           for (const id of this.runningIds()) if (id !== leader) ids.add(id);
           break;
         case "all":
-          for (const id of this.endpoints.keys()) ids.add(id);
+          for (const id of this.introduced) ids.add(id);
           break;
         case "bound": {
           const bound = this.bindings.get(selector.name);
@@ -687,11 +722,12 @@ class ChaosRun {
         actions.push(`SIGCONT ${nodeName(id)}`);
         return;
       case "isolate":
-        for (const other of this.endpoints.keys()) {
+        // From every node there is (the founders and those added so far), both ways. A link without a
+        // proxy throws (a node added at run time without the provider's redirectDials): never skipped.
+        for (const other of [...this.introduced].sort((a, b) => a - b)) {
           if (other === id) continue;
-          if (network.has(id, other)) actions.push(describeLinkAction(await network.drop(id, other, "drop")));
-          if (network.has(other, id)) actions.push(describeLinkAction(await network.drop(other, id, "drop")));
-          else throw new Error(`Cannot isolate ${nodeName(id)} from ${nodeName(other)}: ${nodeName(other)} reaches it without a proxy (it joined at run time)`);
+          actions.push(describeLinkAction(await network.drop(id, other, "drop")));
+          actions.push(describeLinkAction(await network.drop(other, id, "drop")));
         }
         return;
       case "corrupt_disk":
@@ -717,17 +753,10 @@ class ChaosRun {
     let target: number;
     if (action.verb === "add_node") {
       target = action.node;
-      if (!this.endpoints.has(target)) {
-        const endpoints = await this.provider.reserveNode(target);
-        this.endpoints.set(target, endpoints);
-        // Its own messages go through proxies of their own; members reach it at its configuration address.
-        for (const other of this.members) {
-          const peer = this.endpoints.get(other)!;
-          await this.network!.createLink(target, other, `${peer.host}:${peer.peerPort}`);
-        }
-        const clusterIds = [...new Set([...this.members, target])].sort((a, b) => a - b);
-        await this.provider.startNode({ id: target, settings: this.settingsOf(target, clusterIds, true), postgres: this.options.postgres === true });
-        actions.push(`start ${nodeName(target)} (initial_cluster_state = existing)`);
+      if (!this.endpoints.has(target)) return fail(`${nodeName(target)} was not started at set-up (this is a bug: joinerIds missed it)`);
+      if (!this.introduced.has(target)) {
+        this.introduced.add(target);
+        actions.push(`${nodeName(target)} runs since set-up with initial_cluster_state = existing, waiting to be added`);
       }
       const endpoints = this.endpoints.get(target)!;
       path = "/v3/cluster/member/add";
@@ -823,6 +852,12 @@ class ChaosRun {
     for (const id of this.endpoints.keys()) {
       const state = this.provider.nodeState(id);
       if (state === "paused") await this.provider.resumeNode(id);
+      if (leftTheCluster(this.provider, id)) {
+        // It learned it was removed and exited, as pgraft.on_removed = exit has it: an operator does not
+        // start it again (its log says so), whatever the reply to the removal request was.
+        if (this.members.delete(id)) this.event(`${nodeName(id)} exited with code ${REMOVED_EXIT_CODE} (removed from the cluster): not restarted`);
+        continue;
+      }
       if ((state === "crashed" || state === "exited") && this.members.has(id)) await this.provider.restartNode(id);
     }
     const healedMs = this.nowMs();
@@ -950,6 +985,11 @@ class ChaosRun {
     await this.network?.close().catch(() => undefined);
     await this.toxiproxy?.close().catch(() => undefined);
   }
+}
+
+/** Whether node `id` exited by itself because it learned it was removed (`pgraft start` exit code 3). */
+export function leftTheCluster(provider: Pick<ClusterProvider, "nodeState" | "exitCode">, id: number): boolean {
+  return provider.nodeState(id) === "exited" && provider.exitCode?.(id) === REMOVED_EXIT_CODE;
 }
 
 function describeLinkAction(action: { proxy: string; toxic: string; change: string }): string {

@@ -10,7 +10,8 @@
  * Toxiproxy draws jitter uniformly whatever distribution the file names.
  */
 import type { ProviderCapabilities } from "../providers/provider.ts";
-import type { Scenario, Step } from "../../sim/scenario/index.ts";
+import { nodeName, type Scenario, type Step } from "../../sim/scenario/index.ts";
+import { joinerIds, stepsFaultingJoinerLinks } from "./joiners.ts";
 
 export interface Refusal {
   /** The line of the step or section in the scenario file (1 when the file has no line for it). */
@@ -45,6 +46,20 @@ export function checkSupport(scenario: Scenario, capabilities: ProviderCapabilit
     const refusal = stepRefusal(step, capabilities, notes);
     if (refusal !== undefined) refusals.push(refusal);
   }
+  if (capabilities.redirectDials !== true) {
+    const joiners = joinerIds(scenario).map(nodeName).join(", ");
+    for (const step of stepsFaultingJoinerLinks(scenario)) {
+      refusals.push({
+        line: step.line,
+        what: step.action.verb,
+        reason:
+          `the provider cannot fault the links into ${joiners} (added at run time) one by one: every member reaches such a node at the one address in ` +
+          `its configuration entry, and ${capabilities.description} cannot send each member's connections through a proxy of their own (no redirectDials); ` +
+          "run it with --provider local",
+      });
+    }
+  }
+  refusals.sort((a, b) => a.line - b.line);
   return { refusals, notes };
 }
 

@@ -41,7 +41,8 @@ export interface NodeStatusRow {
   readonly node_id: number;
   readonly name: string;
   readonly cluster_id: string;
-  readonly worker_state: "RUNNING" | "STARTING" | "ERROR";
+  /** RUNNING, STARTING (waiting to be added), STOPPED (removed from the cluster), ERROR (set by the bridge). */
+  readonly worker_state: "RUNNING" | "STARTING" | "STOPPED" | "ERROR";
   readonly state: string;
   readonly current_term: number;
   readonly leader_id: number;

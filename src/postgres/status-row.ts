@@ -22,13 +22,32 @@ export interface StatusRowInput {
   readonly connected: (id: NodeId) => boolean;
   /** pgraft.kv's applied index on this node (0 while unknown). */
   readonly tableApplied: number;
+  /**
+   * Whether the node learned that it was removed from the cluster and stopped taking part (it idles
+   * with pgraft.on_removed = idle). Left out: false.
+   */
+  readonly removed?: boolean;
+}
+
+/**
+ * pgraft_get_worker_state(): RUNNING for a member; STARTING for a node waiting to be added (started with
+ * initial_cluster_state = existing, outside the configuration); STOPPED for a node that was removed and
+ * no longer votes, campaigns or serves (what /health says of it too: 503, "stopped"). A removed node is
+ * outside its configuration like a joining one, so only `removed` tells them apart.
+ */
+export function workerState(isMember: boolean, removed: boolean): NodeStatusRow["worker_state"] {
+  if (removed) return "STOPPED";
+  return isMember ? "RUNNING" : "STARTING";
 }
 
 export function buildStatusRow(input: StatusRowInput): NodeStatusRow {
   const { status } = input;
   const members = [...status.membership.voters, ...status.membership.learners].sort((a, b) => a - b);
   const isMember = members.includes(status.id);
-  const leading = status.role === "leader";
+  const removed = input.removed === true;
+  // A removed node leads nothing and follows no one, whatever its frozen Raft state last said.
+  const leading = status.role === "leader" && !removed;
+  const leaderId = removed ? 0 : status.leaderId;
   const peers = new Map(status.peers.map((peer) => [peer.id, peer]));
   const reachable = (id: NodeId): boolean => {
     if (id === status.id) return true;
@@ -43,7 +62,7 @@ export function buildStatusRow(input: StatusRowInput): NodeStatusRow {
       name: input.memberName(id) ?? `node${id}`,
       address: address?.host ?? null,
       port: address?.port ?? null,
-      is_leader: id === status.leaderId,
+      is_leader: id === leaderId,
       is_learner: status.membership.learners.includes(id),
       reachable: reachable(id),
       client_url: input.clientUrl(id) ?? null,
@@ -65,11 +84,10 @@ export function buildStatusRow(input: StatusRowInput): NodeStatusRow {
     node_id: status.id,
     name: input.name,
     cluster_id: input.clusterId,
-    // A node started with initial_cluster_state = existing waits, outside the configuration, to be added.
-    worker_state: isMember ? "RUNNING" : "STARTING",
-    state: status.role,
+    worker_state: workerState(isMember, removed),
+    state: removed && status.role === "leader" ? "follower" : status.role,
     current_term: status.term,
-    leader_id: status.leaderId,
+    leader_id: leaderId,
     quorum: leading && status.quorumActive,
     num_nodes: members.length,
     messages_processed: status.counters.messagesReceived,
