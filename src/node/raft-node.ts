@@ -140,6 +140,8 @@ export class RaftNode {
   #readBatch: PendingRead[] = [];
   #batchTimer: TimerHandle | undefined;
   #tickTimer: TimerHandle | undefined;
+  /** A Ready pass scheduled for the messages received in this event-loop turn (see receive()). */
+  #readyTimer: TimerHandle | undefined;
   #readRequestId = 0;
   #stopped = false;
   /** The term in the last hard state this node persisted. */
@@ -197,12 +199,30 @@ export class RaftNode {
     this.#stopped = true;
     this.#tickTimer?.cancel();
     this.#batchTimer?.cancel();
+    this.#readyTimer?.cancel();
   }
 
+  /**
+   * Steps a message from a peer. The Ready it produces is handled once for every message that arrives
+   * in the same event-loop turn (with `timers.soon`), so a burst of appends costs one write and one
+   * fsync, not one each (etcd's raft loop batches the same way). Nothing the core decided leaves the
+   * node before that write, so this changes only how writes are grouped. Without batching, a follower
+   * whose disk takes 50 ms per fsync handled at most 20 messages a second however many arrived: its
+   * backlog grew without bound under a leader's pipeline (swarm seed 1465 livelocked on it).
+   */
   receive(message: Message): void {
     if (this.#stopped) return;
     this.raft.step(message);
-    this.#processReady();
+    const timers = this.#options.timers;
+    if (timers.soon === undefined) {
+      this.#processReady();
+      return;
+    }
+    if (this.#readyTimer !== undefined) return;
+    this.#readyTimer = timers.soon(() => {
+      this.#readyTimer = undefined;
+      if (!this.#stopped) this.#processReady();
+    });
   }
 
   /** The transport lost its connection to `peer` (its process died): maybe campaign early. */

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
-import { CLOCK_BOUNDS_DEFAULT, SimClock, SimulationBoundError } from "../../sim/clock.ts";
+import { CLOCK_BOUNDS_DEFAULT, collectGarbage, SimClock, SimulationBoundError } from "../../sim/clock.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -78,6 +78,25 @@ test("a run whose process heap passes heapMbMax fails, saying so", (t) => {
   t.is(clock.eventsRun, 65_536, "heap use is read every 65,536 events");
 });
 
+test("garbage a previous seed left behind does not count against heapMbMax: only what survives a collection does", (t) => {
+  collectGarbage();
+  const liveMb = process.memoryUsage().heapUsed / 2 ** 20;
+  const heapMbMax = Math.ceil(liveMb) + 200;
+  // 400 MB of arrays that nothing references by the time the clock reads the heap.
+  let garbage: number[][] | undefined = Array.from({ length: 500 }, () => new Array<number>(100_000).fill(1.5));
+  t.true(process.memoryUsage().heapUsed / 2 ** 20 > heapMbMax, "the garbage puts heapUsed over the bound before the run");
+  garbage = undefined;
+  const clock = new SimClock({ heapMbMax });
+  let events = 0;
+  const step = (): void => {
+    if (++events < 70_000) clock.schedule(1, step);
+  };
+  clock.schedule(1, step);
+  t.notThrows(() => clock.runUntil(Number.POSITIVE_INFINITY));
+  t.is(clock.eventsRun, 70_000, "the run went past the heap check at 65,536 events");
+  t.is(garbage, undefined);
+});
+
 test("bad bounds are refused", (t) => {
   t.throws(() => new SimClock({ eventsAtInstantMax: 0 }), { message: /eventsAtInstantMax must be at least 1/ });
   t.throws(() => new SimClock({ wallMsMax: -1 }), { message: /wallMsMax must be positive/ });
@@ -133,10 +152,12 @@ test("npm run sim fails a livelocked seed as a liveness failure (exit 3) at the 
     t.false(seed.ok);
     t.is(seed.violations!.length, 1);
     t.regex(seed.violations![0]!, /^Liveness: simulated time stopped at \d+\.\d+ ms: 100000 events ran at that instant/);
-    // Whichever node leads, its heartbeat to one follower is what loops.
-    const loop = /1024 x deliver (\d)->(\d) MsgHeartbeat \(last: deliver \1->\2 MsgHeartbeat t\d+ c\d+ x0\); nodes involved: n(\d), n(\d)/.exec(seed.violations![0]!);
+    // Whichever node leads, its heartbeat to one follower is what loops: each delivery, then the
+    // follower's Ready pass for it (a timer of its own, RaftNode.receive()), half the events each.
+    const loop = /512 x n(\d) timer, 512 x deliver (\d)->(\d) MsgHeartbeat \(last: deliver \2->\3 MsgHeartbeat t\d+ c\d+ x0\); nodes involved: n(\d), n(\d)/.exec(seed.violations![0]!);
     t.truthy(loop, `the loop is named: ${seed.violations![0]}`);
-    t.deepEqual([loop![3], loop![4]], [loop![1], loop![2]].sort(), "with the two nodes it runs between");
+    t.is(loop![1], loop![3], "the timer is the receiving follower's");
+    t.deepEqual([loop![4], loop![5]], [loop![2], loop![3]].sort(), "with the two nodes it runs between");
     t.true(seed.events! < CLOCK_BOUNDS_DEFAULT.eventsAtInstantMax + 50_000, `it stopped near the bound, after ${seed.events} events`);
     t.is(real.code, 0, `the real simulator passes the same seed: ${JSON.stringify(real.lines[0]?.violations)}`);
   } finally {
