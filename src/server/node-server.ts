@@ -515,9 +515,12 @@ export class NodeServer {
           clientUrl: (id) => (id === config.nodeId ? this.clientUrl : this.#clientUrlOf(id)),
           connected: (id) => transportPeers.get(id)?.up ?? false,
           tableApplied: bridge?.appliedIndex ?? 0,
+          removed: this.#removal !== undefined,
         });
       },
       writable: () => {
+        // A removed node's Raft state is frozen where it stopped, maybe as a leader: never writable.
+        if (this.#removal !== undefined) return false;
         const status = this.node.status();
         return status.role === "leader" && status.quorumActive;
       },
