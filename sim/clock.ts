@@ -36,7 +36,7 @@ export interface ClockBounds {
  */
 export const CLOCK_BOUNDS_DEFAULT: ClockBounds = { eventsAtInstantMax: 100_000, wallMsMax: 300_000, heapMbMax: 1_536 };
 
-export type ClockBound = "stalled" | "wall-time" | "memory";
+export type ClockBound = "stalled" | "wall-time" | "memory" | "events";
 
 /** A run passed one of its ClockBounds; `message` says which, with what was seen and what loops. */
 export class SimulationBoundError extends Error {
@@ -199,6 +199,19 @@ export class SimClock {
           `simulated, after ${this.eventsRun} events, with ${this.#size} events pending (${this.describeBounds()})`,
       );
     }
+  }
+
+  /**
+   * The error for a run that used up its cap on events (a run's caller sets the cap and checks it): time
+   * still moves, but something multiplies work faster than the run can finish it, a message storm.
+   */
+  eventCapError(eventsMax: number): SimulationBoundError {
+    return new SimulationBoundError(
+      "events",
+      `the run reached its cap of ${eventsMax} events at ${this.#nowMs.toFixed(3)} ms simulated, with ${this.#size} events pending ` +
+        `and up to ${this.eventsAtInstantPeak} at one instant: time still moves, but work multiplies faster than it is done ` +
+        `(a message storm); replay the seed with --trace and look for the messages that repeat (${this.describeBounds()})`,
+    );
   }
 
   /** Time stopped: say which events kept it there (by kind, from the last RECENT_LABELS run), and stop. */

@@ -151,7 +151,7 @@ export function runSeed(options: RunOptions): RunResult {
     workload.start();
     faults.start(options.durationMs);
     cluster.runForMs(options.durationMs, () => cluster.clock.eventsRun > eventsMax);
-    if (cluster.clock.eventsRun > eventsMax) throw new Error(`event bound reached: more than ${eventsMax} events`);
+    if (cluster.clock.eventsRun > eventsMax) throw cluster.clock.eventCapError(eventsMax);
     // Liveness phase: heal everything a majority needs, then demand progress.
     faults.stop();
     healAll(cluster);

@@ -70,7 +70,7 @@ export function runScenario(scenario: Scenario, options: ScenarioRunOptions): Sc
     scheduleTimeline(context);
     if (scenario.expectations.length > 0) monitor.schedule();
     cluster.runForMs(scenario.durationMs, () => cluster.clock.eventsRun > eventsMax);
-    if (cluster.clock.eventsRun > eventsMax) throw new Error(`event bound reached: more than ${eventsMax} events`);
+    if (cluster.clock.eventsRun > eventsMax) throw cluster.clock.eventCapError(eventsMax);
     if (scenario.liveness) {
       healAll(context);
       const liveness = checkLiveness(cluster, {

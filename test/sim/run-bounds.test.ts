@@ -12,6 +12,7 @@ import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { promisify } from "node:util";
 import { CLOCK_BOUNDS_DEFAULT, collectGarbage, SimClock, SimulationBoundError } from "../../sim/clock.ts";
+import { runSeed } from "../../sim/run.ts";
 
 const run = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -95,6 +96,14 @@ test("garbage a previous seed left behind does not count against heapMbMax: only
   t.notThrows(() => clock.runUntil(Number.POSITIVE_INFINITY));
   t.is(clock.eventsRun, 70_000, "the run went past the heap check at 65,536 events");
   t.is(garbage, undefined);
+});
+
+test("a seed that uses up its cap on events fails as a liveness failure naming the cap, not as a crash", (t) => {
+  const result = runSeed({ seed: 1, durationMs: 10_000, faults: "none", eventsMax: 2_000 });
+  t.false(result.ok);
+  t.is(result.violations.length, 1);
+  t.regex(result.violations[0]!, /^Liveness: the run reached its cap of 2000 events at \d+\.\d+ ms simulated, with \d+ events pending and up to \d+ at one instant/);
+  t.true(result.events > 2_000 && result.events < 2_100, `stopped at the cap, after ${result.events} events`);
 });
 
 test("bad bounds are refused", (t) => {
