@@ -234,7 +234,9 @@ export class NodeServer {
       }
     }
     for (const peer of this.transport.peers()) {
-      if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId)) this.transport.removePeer(peer.nodeId);
+      // A peer the transport learned from its hello (a member added while this node lagged) is no
+      // configuration's to drop: the transport forgets it when it stops dialing, markRemoved() refuses it.
+      if (!founding.has(peer.nodeId) && !wanted.has(peer.nodeId) && peer.learned !== true) this.transport.removePeer(peer.nodeId);
     }
     // Members a committed configuration removed are refused from now on, so that they learn it and stop
     // (etcd's "member removed"). Not while this node has no configuration yet (it is joining).

@@ -3,8 +3,8 @@
  * so tests and the fuzzer can drive them frame by frame.
  *
  *     dialer                                   acceptor
- *       hello {version, cluster, ids, auth, nonceD}  ->
- *                                         checks version, cluster id, node ids, auth mode
+ *       hello {version, cluster, ids, auth, nonceD, listenAddress}  ->
+ *                                         checks version, cluster id, node ids, auth mode, address
  *       <-  challenge {version, cluster, id, auth, nonceA, proofA}
  *     checks the same, and proofA
  *       proof {proofD}                               ->
@@ -22,18 +22,29 @@
  * With pgraft.auth = off, the proofs are empty strings but cluster id, node ids and version are still
  * checked, so a misconfigured node is refused with a reason instead of corrupting a cluster.
  *
+ * Versions. Version 2 added the dialer's listen address to the hello (and to the transcript), so that
+ * an acceptor that does not know the dialer's id yet (it lags behind the configuration that added it)
+ * can accept it and dial it back to reply. An acceptor answers a version 1 hello (an older dialer,
+ * no address) in version 1, as before; such a dialer must be a known member. A dialer speaks version 2
+ * only, so an older acceptor refuses it with a protocol_version refusal that says so.
+ *
  * Either side refuses with a `refuse` frame carrying a code and a reason worded so that both operators
  * can read it (it names both nodes rather than saying "this node"), then closes the connection.
  */
 import { createHmac, randomBytes as cryptoRandomBytes, timingSafeEqual } from "node:crypto";
 import { assert } from "../assert.ts";
 import type { PeerAuthentication } from "../config/index.ts";
+import { parseHostAndPort, type HostAndPort } from "../config/setting-values.ts";
 import type { NodeId } from "../core/types.ts";
 import type { Frame, FrameType } from "./frame.ts";
 import { ObjectReader, PayloadError, parseJsonPayload, quote } from "./payload-reader.ts";
 
-/** The peer protocol this code speaks (the hello payload's `protocolVersion`). */
-export const PROTOCOL_VERSION = 1;
+/** The peer protocol this code speaks when it dials (the hello payload's `protocolVersion`). */
+export const PROTOCOL_VERSION = 2;
+/** The oldest version an acceptor still answers (in that version): 1 has no listen address. */
+export const PROTOCOL_VERSION_MIN = 1;
+/** "host:port" with a 253-character host name, or a bracketed IPv6 address, and a 5-digit port. */
+export const LISTEN_ADDRESS_LENGTH_MAX = 261;
 export const NONCE_BYTES = 32;
 /** HMAC-SHA256 output, as lowercase hex. */
 export const PROOF_HEX_LENGTH = 64;
@@ -41,6 +52,7 @@ export const CLUSTER_ID_LENGTH_MAX = 255;
 export const REFUSAL_REASON_LENGTH_MAX = 1000;
 
 const TRANSCRIPT_LABEL = "pgraft peer handshake";
+const ACCEPTED_VERSIONS: readonly number[] = Array.from({ length: PROTOCOL_VERSION - PROTOCOL_VERSION_MIN + 1 }, (_, i) => PROTOCOL_VERSION_MIN + i);
 
 export type AuthMode = PeerAuthentication["mode"];
 const AUTH_MODES: readonly AuthMode[] = ["off", "shared_secret"];
@@ -103,6 +115,11 @@ export interface HandshakeSettings {
   readonly nodeId: NodeId;
   /** Every node id of pgraft.initial_cluster, this node's included. */
   readonly memberIds: readonly NodeId[];
+  /**
+   * Where peers reach this node ("host:port", its advertised peer address): sent in the hello, so an
+   * acceptor that does not know this node yet can dial it back.
+   */
+  readonly listenAddress: string;
   readonly authentication: PeerAuthentication;
   /**
    * Nodes a committed configuration removed, with this node's commit index when it learned so. They
@@ -125,6 +142,17 @@ interface Greeting {
   readonly nonce: string;
 }
 
+/**
+ * Checks an advertised listen address: undefined when it can be dialed, else what is wrong with it.
+ * Any host is allowed (a loopback address or a name is the operator's choice); the form is strict.
+ */
+export function checkListenAddress(text: string): { readonly ok: true; readonly value: HostAndPort } | { readonly ok: false; readonly problem: string } {
+  if (text.length > LISTEN_ADDRESS_LENGTH_MAX) return { ok: false, problem: `it is longer than ${LISTEN_ADDRESS_LENGTH_MAX} characters` };
+  if (text !== text.trim()) return { ok: false, problem: "it has leading or trailing white space" };
+  const parsed = parseHostAndPort(text);
+  return parsed.ok ? { ok: true, value: parsed.value } : { ok: false, problem: parsed.problem };
+}
+
 /** A refusal found while checking a frame; turned into a refuse frame by the state machines. */
 class Refusal extends Error {
   constructor(
@@ -139,12 +167,16 @@ class Refusal extends Error {
 abstract class Handshake {
   readonly settings: HandshakeSettings;
   readonly nonce: string;
+  /** The protocol version of this conversation: PROTOCOL_VERSION, or an older dialer's. */
+  protected version = PROTOCOL_VERSION;
   readonly #memberIds: ReadonlySet<NodeId>;
   #outcome: HandshakeOutcome = PENDING;
 
   constructor(settings: HandshakeSettings) {
     assert(settings.memberIds.includes(settings.nodeId), `handshake: node ${settings.nodeId} is not among the members`);
     assert(settings.clusterId.length <= CLUSTER_ID_LENGTH_MAX, "handshake: cluster id too long");
+    const address = checkListenAddress(settings.listenAddress);
+    assert(address.ok, `handshake: this node's listen address ${quote(settings.listenAddress)} cannot be advertised: ${address.ok ? "" : address.problem}`);
     this.settings = settings;
     this.#memberIds = new Set(settings.memberIds);
     const bytes = (settings.randomBytes ?? cryptoRandomBytes)(NONCE_BYTES);
@@ -211,19 +243,27 @@ abstract class Handshake {
     }
   }
 
-  /** Reads a hello or a challenge; checks version first, so a newer peer's layout is not "malformed". */
-  protected readGreeting(frame: Frame, extraKeys: readonly string[]): { greeting: Greeting; reader: ObjectReader } {
+  /**
+   * Reads a hello or a challenge; checks version first, so a newer peer's layout is not "malformed".
+   * `versions`: the versions this side answers; `extraKeys`: the keys beyond the common ones, by version.
+   */
+  protected readGreeting(
+    frame: Frame,
+    versions: readonly number[],
+    extraKeys: (version: number) => readonly string[],
+  ): { greeting: Greeting; reader: ObjectReader } {
     const reader = new ObjectReader(parseJsonPayload(frame.payload), "");
     const protocolVersion = reader.integer("protocolVersion", { min: 0 });
     const nodeHint = reader.raw("nodeId");
     const who = Number.isSafeInteger(nodeHint) ? `node ${String(nodeHint)}` : "the peer";
-    if (protocolVersion !== PROTOCOL_VERSION) {
+    if (!versions.includes(protocolVersion)) {
+      const spoken = versions.length === 1 ? `only version ${versions[0]}` : `only versions ${versions.join(" and ")}`;
       throw new Refusal(
         "protocol_version",
-        `${who} speaks peer protocol version ${protocolVersion} but node ${this.settings.nodeId} speaks only version ${PROTOCOL_VERSION}; run the same pgraft version on every node`,
+        `${who} speaks peer protocol version ${protocolVersion} but node ${this.settings.nodeId} speaks ${spoken}; run the same pgraft version on every node`,
       );
     }
-    reader.expectKeys(["protocolVersion", "clusterId", "nodeId", "auth", "nonce", ...extraKeys]);
+    reader.expectKeys(["protocolVersion", "clusterId", "nodeId", "auth", "nonce", ...extraKeys(protocolVersion)]);
     const greeting: Greeting = {
       protocolVersion,
       clusterId: reader.string("clusterId", CLUSTER_ID_LENGTH_MAX),
@@ -234,8 +274,11 @@ abstract class Handshake {
     return { greeting, reader };
   }
 
-  /** Checks everything a greeting says about the peer except which node it should be. */
-  protected checkGreeting(greeting: Greeting): void {
+  /**
+   * Checks everything a greeting says about the peer except which node it should be. `unknownAllowed`:
+   * a node id this node does not know is accepted (an acceptor that can dial the peer back).
+   */
+  protected checkGreeting(greeting: Greeting, unknownAllowed: boolean): void {
     const self = this.settings;
     const peer = `node ${greeting.nodeId}`;
     if (greeting.clusterId !== self.clusterId) {
@@ -250,10 +293,11 @@ abstract class Handshake {
         `the peer presented node id ${greeting.nodeId}, which is node ${self.nodeId}'s own id; two nodes share a pgraft.name, or pgraft.initial_cluster gives another member this node's address`,
       );
     }
-    if (!this.#memberIds.has(greeting.nodeId) && !(this.settings.removed?.has(greeting.nodeId) ?? false)) {
+    if (!unknownAllowed && !this.isKnown(greeting.nodeId) && !(this.settings.removed?.has(greeting.nodeId) ?? false)) {
+      const older = greeting.protocolVersion < PROTOCOL_VERSION ? ` and speaks peer protocol version ${greeting.protocolVersion}, which cannot tell node ${self.nodeId} where to reply` : "";
       throw new Refusal(
         "unknown_node",
-        `${peer} is not a member known to node ${self.nodeId} (members: ${[...this.#memberIds].join(", ")}); ` +
+        `${peer} is not a member known to node ${self.nodeId} (members: ${[...this.#memberIds].join(", ")})${older}; ` +
           "a founding member must be in pgraft.initial_cluster, a new node must be added on the leader (pgraft member add) before it can connect, and a removed node should be stopped",
       );
     }
@@ -268,12 +312,26 @@ abstract class Handshake {
     }
   }
 
-  protected proof(direction: "dialer" | "acceptor", dialerId: NodeId, acceptorId: NodeId, dialerNonce: string, acceptorNonce: string): string {
+  /** Whether `nodeId` is among the members this handshake began with. */
+  protected isKnown(nodeId: NodeId): boolean {
+    return this.#memberIds.has(nodeId);
+  }
+
+  /** The HMAC for `direction`; from version 2 on the transcript ends with the dialer's listen address. */
+  protected proof(
+    direction: "dialer" | "acceptor",
+    dialerId: NodeId,
+    acceptorId: NodeId,
+    dialerNonce: string,
+    acceptorNonce: string,
+    dialerAddress: string | undefined,
+  ): string {
     const authentication = this.settings.authentication;
     if (authentication.mode === "off") return "";
-    const transcript = JSON.stringify([
+    assert((this.version >= 2) === (dialerAddress !== undefined), "handshake: a listen address in the transcript of version 1, or none in version 2");
+    const fields: unknown[] = [
       TRANSCRIPT_LABEL,
-      PROTOCOL_VERSION,
+      this.version,
       direction,
       authentication.mode,
       this.settings.clusterId,
@@ -281,7 +339,9 @@ abstract class Handshake {
       acceptorId,
       dialerNonce,
       acceptorNonce,
-    ]);
+    ];
+    if (dialerAddress !== undefined) fields.push(dialerAddress);
+    const transcript = JSON.stringify(fields);
     return createHmac("sha256", authentication.secret).update(transcript).digest("hex");
   }
 
@@ -320,7 +380,15 @@ export class DialerHandshake extends Handshake {
     assert(this.#state === "new", "DialerHandshake: start() twice");
     this.#state = "awaiting_challenge";
     const { clusterId, nodeId, authentication } = this.settings;
-    const hello = { protocolVersion: PROTOCOL_VERSION, clusterId, nodeId, targetNodeId: this.targetNodeId, auth: authentication.mode, nonce: this.nonce };
+    const hello = {
+      protocolVersion: PROTOCOL_VERSION,
+      clusterId,
+      nodeId,
+      targetNodeId: this.targetNodeId,
+      auth: authentication.mode,
+      nonce: this.nonce,
+      listenAddress: this.settings.listenAddress,
+    };
     return this.pending([jsonFrame("hello", hello)]);
   }
 
@@ -339,8 +407,8 @@ export class DialerHandshake extends Handshake {
   }
 
   #answerChallenge(frame: Frame): HandshakeStep {
-    const { greeting, reader } = this.readGreeting(frame, ["proof"]);
-    this.checkGreeting(greeting);
+    const { greeting, reader } = this.readGreeting(frame, [PROTOCOL_VERSION], () => ["proof"]);
+    this.checkGreeting(greeting, false);
     if (greeting.nodeId !== this.targetNodeId) {
       throw new Refusal(
         "wrong_node",
@@ -348,16 +416,25 @@ export class DialerHandshake extends Handshake {
       );
     }
     const self = this.settings.nodeId;
-    this.checkProof(reader, this.proof("acceptor", self, greeting.nodeId, this.nonce, greeting.nonce), greeting.nodeId);
+    const address = this.settings.listenAddress;
+    this.checkProof(reader, this.proof("acceptor", self, greeting.nodeId, this.nonce, greeting.nonce, address), greeting.nodeId);
     this.#state = "awaiting_accept";
-    return this.pending([jsonFrame("proof", { proof: this.proof("dialer", self, greeting.nodeId, this.nonce, greeting.nonce) })]);
+    return this.pending([jsonFrame("proof", { proof: this.proof("dialer", self, greeting.nodeId, this.nonce, greeting.nonce, address) })]);
   }
 }
 
 /** The side that accepted the TCP connection. It learns who the peer is from the hello. */
 export class AcceptorHandshake extends Handshake {
   #state: "awaiting_hello" | "awaiting_proof" = "awaiting_hello";
-  #peer: { readonly nodeId: NodeId; readonly nonce: string } | undefined;
+  #peer: { readonly nodeId: NodeId; readonly nonce: string; readonly listenAddress: string | undefined; readonly dialBack: HostAndPort | undefined } | undefined;
+
+  /**
+   * Where the peer listens, from its hello (version 2 on): how a transport that does not know the peer
+   * yet reaches it to reply. Undefined before the hello, or from an older dialer.
+   */
+  get peerListenAddress(): HostAndPort | undefined {
+    return this.#peer?.dialBack;
+  }
 
   protected peerName(): string {
     return this.#peer === undefined ? "the peer" : `node ${this.#peer.nodeId}`;
@@ -373,7 +450,7 @@ export class AcceptorHandshake extends Handshake {
     assert(peer !== undefined, "AcceptorHandshake: proof before hello");
     const reader = new ObjectReader(parseJsonPayload(frame.payload), "");
     reader.expectKeys(["proof"]);
-    this.checkProof(reader, this.proof("dialer", peer.nodeId, this.settings.nodeId, peer.nonce, this.nonce), peer.nodeId);
+    this.checkProof(reader, this.proof("dialer", peer.nodeId, this.settings.nodeId, peer.nonce, this.nonce, peer.listenAddress), peer.nodeId);
     const removedAt = this.settings.removed?.get(peer.nodeId);
     if (removedAt !== undefined) {
       return this.refuse(
@@ -387,9 +464,12 @@ export class AcceptorHandshake extends Handshake {
   }
 
   #answerHello(frame: Frame): HandshakeStep {
-    const { greeting, reader } = this.readGreeting(frame, ["targetNodeId"]);
+    const { greeting, reader } = this.readGreeting(frame, ACCEPTED_VERSIONS, (version) => (version >= 2 ? ["targetNodeId", "listenAddress"] : ["targetNodeId"]));
+    this.version = greeting.protocolVersion;
     const targetNodeId = reader.integer("targetNodeId", { min: 1 });
-    this.checkGreeting(greeting);
+    const listenAddress = greeting.protocolVersion >= 2 ? reader.string("listenAddress", LISTEN_ADDRESS_LENGTH_MAX) : undefined;
+    // A version 2 dialer says where it listens, so an unknown one can be dialed back (once its proof holds).
+    this.checkGreeting(greeting, listenAddress !== undefined);
     const self = this.settings;
     if (targetNodeId !== self.nodeId) {
       throw new Refusal(
@@ -397,15 +477,27 @@ export class AcceptorHandshake extends Handshake {
         `node ${greeting.nodeId} dialed the address of node ${targetNodeId} but reached node ${self.nodeId}; correct pgraft.initial_cluster`,
       );
     }
-    this.#peer = { nodeId: greeting.nodeId, nonce: greeting.nonce };
+    let dialBack: HostAndPort | undefined;
+    if (listenAddress !== undefined) {
+      const checked = checkListenAddress(listenAddress);
+      if (!checked.ok) {
+        throw new Refusal(
+          "malformed",
+          `node ${greeting.nodeId} advertised the listen address ${quote(listenAddress)}, which node ${self.nodeId} cannot dial back: ${checked.problem}; ` +
+            `give node ${greeting.nodeId} a valid host:port in pgraft.initial_cluster (or the address it was added with)`,
+        );
+      }
+      dialBack = checked.value;
+    }
+    this.#peer = { nodeId: greeting.nodeId, nonce: greeting.nonce, listenAddress, dialBack };
     this.#state = "awaiting_proof";
     const challenge = {
-      protocolVersion: PROTOCOL_VERSION,
+      protocolVersion: greeting.protocolVersion,
       clusterId: self.clusterId,
       nodeId: self.nodeId,
       auth: self.authentication.mode,
       nonce: this.nonce,
-      proof: this.proof("acceptor", greeting.nodeId, self.nodeId, greeting.nonce, this.nonce),
+      proof: this.proof("acceptor", greeting.nodeId, self.nodeId, greeting.nonce, this.nonce, listenAddress),
     };
     return this.pending([jsonFrame("challenge", challenge)]);
   }

@@ -4,7 +4,9 @@
  * Topology. Each node listens on its listen address and dials every other member. A node sends only on
  * the connection it dialed and receives only on the connections peers dialed to it (see
  * peer-connection.ts), so a pair of nodes holds two connections, each with a single writer and TCP's
- * ordering. Messages to one peer therefore arrive in the order send() was called, except that messages
+ * ordering. A node this node's configuration does not name yet (added while this node lagged) is
+ * accepted once authenticated and dialed back at the address its hello advertised: a learned peer,
+ * replaced by addPeer() when the configuration names it and forgotten when it stops dialing. Messages to one peer therefore arrive in the order send() was called, except that messages
  * lost with a broken connection are not re-sent (Raft retries on its own).
  *
  * Outbound queue. send() never blocks and never throws for a down peer: the message is encoded and
@@ -39,7 +41,7 @@ import type { Message, NodeId } from "../core/types.ts";
 import type { Transport } from "../node/environment.ts";
 import { reconnectDelayMs } from "./backoff.ts";
 import { encodeFrame, FRAME_HEADER_BYTES, FRAME_LENGTH_FIELD_MAX, FRAME_PAYLOAD_BYTES_MAX_DEFAULT } from "./frame.ts";
-import { AcceptorHandshake, CLUSTER_ID_LENGTH_MAX, DialerHandshake, type HandshakeSettings } from "./handshake.ts";
+import { AcceptorHandshake, checkListenAddress, CLUSTER_ID_LENGTH_MAX, DialerHandshake, type HandshakeSettings } from "./handshake.ts";
 import { encodeMessage } from "./message-codec.ts";
 import { OutboundQueue } from "./outbound-queue.ts";
 import { PeerConnection, type Closure, type PeerConnectionEvents, type PeerConnectionTiming } from "./peer-connection.ts";
@@ -147,6 +149,8 @@ export interface PeerStatus {
   readonly address: string;
   readonly up: boolean;
   readonly queuedMessages: number;
+  /** Present for a peer learned from its own hello, that no configuration names yet (see addPeer). */
+  readonly learned?: true;
 }
 
 /** The transport cannot do what was asked: listen, or be configured as given. */
@@ -159,6 +163,11 @@ interface PeerState {
   readonly name: string;
   host: string;
   port: number;
+  /**
+   * Learned from an inbound hello rather than added (addPeer): a node that this node's configuration
+   * does not name yet, dialed back at the address it advertised. addPeer() makes it a configured peer.
+   */
+  learned: boolean;
   readonly queue: OutboundQueue;
   connection: PeerConnection | undefined;
   up: boolean;
@@ -187,6 +196,8 @@ export class TcpTransport implements Transport {
   readonly #inbound = new Set<PeerConnection>();
   readonly #counters = zeroCounters();
   readonly #throttledLogMs = new Map<string, number>();
+  /** Nodes whose first acceptance as a learned peer was logged (once per node). */
+  readonly #learnedLogged = new Set<NodeId>();
   #server: net.Server | undefined;
   #listenAddress: ListenAddress | undefined;
   #state: TransportState = "new";
@@ -218,6 +229,8 @@ export class TcpTransport implements Transport {
       clusterId: options.clusterId,
       nodeId: options.nodeId,
       memberIds: options.members.map((member) => member.nodeId),
+      // Replaced in start() when the port is only known once bound.
+      listenAddress: advertisedAddress(options, undefined),
       authentication: options.peerAuthentication,
     };
     for (const member of options.members) {
@@ -248,6 +261,7 @@ export class TcpTransport implements Transport {
     const bound = server.address();
     assert(bound !== null && typeof bound === "object", "TcpTransport: the listener has no address");
     this.#listenAddress = Object.freeze({ host: bound.address, port: bound.port });
+    this.#settings = { ...this.#settings, listenAddress: advertisedAddress(this.#options, bound.port) };
     if (this.#state !== "starting") {
       server.close(); // close() ran while we were binding.
       return this.#listenAddress;
@@ -296,33 +310,46 @@ export class TcpTransport implements Transport {
    */
   addPeer(member: { readonly nodeId: NodeId; readonly name?: string; readonly host: string; readonly port: number }): void {
     if (member.nodeId === this.nodeId) return;
-    if (this.#peers.has(member.nodeId)) return this.setPeerAddress(member.nodeId, member.host, member.port);
+    const known = this.#peers.get(member.nodeId);
+    if (known !== undefined && !known.learned) return this.setPeerAddress(member.nodeId, member.host, member.port);
     if (!Number.isSafeInteger(member.nodeId) || member.nodeId < 1) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: a node id is a positive integer`);
     checkPort(member.port, `the port of node ${member.nodeId}`);
+    // Learned from its hello, and the configuration names it now: its address and name there win.
+    if (known !== undefined) this.removePeer(member.nodeId, `${peerLabel(known)} is now in this node's configuration`);
     if (this.#peers.size + 1 > PEERS_MAX) throw new TransportError(`Cannot add node ${member.nodeId} as a peer: node ${this.nodeId} already has ${PEERS_MAX} peers`);
     const peer = this.#newPeer({ nodeId: member.nodeId, name: member.name ?? `node ${member.nodeId}`, host: member.host, port: member.port });
+    this.#addPeerState(peer);
+    this.#logger.info(`pgraft: ${peerLabel(peer)} joined; dialing it`);
+    if (this.#state === "started") this.#dial(peer);
+  }
+
+  #addPeerState(peer: PeerState): void {
     this.#peers.set(peer.nodeId, peer);
     const removed = new Map(this.#settings.removed ?? []);
     removed.delete(peer.nodeId);
     this.#settings = { ...this.#settings, memberIds: [...this.#settings.memberIds, peer.nodeId], removed };
-    this.#logger.info(`pgraft: ${peerLabel(peer)} joined; dialing it`);
-    if (this.#state === "started") this.#dial(peer);
   }
 
   hasPeer(nodeId: NodeId): boolean {
     return this.#peers.has(nodeId);
   }
 
-  /** Forgets a member that left the cluster: drops what was queued for it and closes its connections. */
-  removePeer(nodeId: NodeId): void {
+  /**
+   * Forgets a member that left the cluster: drops what was queued for it and closes its connections.
+   * If it dials again it is accepted as a node this node does not know (see #learnPeer), unless
+   * markRemoved() named it.
+   */
+  removePeer(nodeId: NodeId, why?: string): void {
     const peer = this.#peers.get(nodeId);
     if (peer === undefined) return;
     this.#peers.delete(nodeId);
     this.#settings = { ...this.#settings, memberIds: this.#settings.memberIds.filter((id) => id !== nodeId) };
     this.#cancelReconnect(peer);
     this.#counters.messagesDropped += peer.queue.clear();
-    peer.connection?.close(`${peerLabel(peer)} left the cluster`);
-    for (const connection of this.#inbound) if (connection.peerId === nodeId) connection.close(`${peerLabel(peer)} left the cluster`);
+    const reason = why ?? `${peerLabel(peer)} left the cluster`;
+    peer.connection?.close(reason);
+    if (why !== undefined) return; // Replaced by a configured peer, or it stopped dialing us: inbound connections stay.
+    for (const connection of this.#inbound) if (connection.peerId === nodeId) connection.close(reason);
     this.#logger.info(`pgraft: ${peerLabel(peer)} left the cluster; no longer dialing it`);
   }
 
@@ -360,6 +387,7 @@ export class TcpTransport implements Transport {
       address: formatAddress(peer.host, peer.port),
       up: peer.up,
       queuedMessages: peer.queue.length,
+      ...(peer.learned ? { learned: true as const } : {}),
     }));
   }
 
@@ -554,10 +582,11 @@ export class TcpTransport implements Transport {
       return;
     }
     const remote = formatAddress(socket.remoteAddress ?? "unknown", socket.remotePort ?? 0);
+    const handshake = new AcceptorHandshake(this.#settings);
     const connection = new PeerConnection({
       socket,
       openEvent: undefined,
-      handshake: new AcceptorHandshake(this.#settings),
+      handshake,
       remote,
       remoteName: `at ${remote}`,
       nameOf: (peerId) => this.#peers.get(peerId)?.name ?? `node ${peerId}`,
@@ -565,7 +594,7 @@ export class TcpTransport implements Transport {
       framePayloadBytesMax: this.limits.framePayloadBytesMax,
       counters: this.#counters,
       events: {
-        established: (accepted) => this.#onInboundEstablished(accepted),
+        established: (accepted) => this.#onInboundEstablished(accepted, handshake.peerListenAddress),
         message: (_, message) => {
           if (this.#state !== "closed") this.#options.onMessage(message);
         },
@@ -576,14 +605,18 @@ export class TcpTransport implements Transport {
     this.#inbound.add(connection);
   }
 
-  #onInboundEstablished(connection: PeerConnection): void {
+  #onInboundEstablished(connection: PeerConnection, advertised: { readonly host: string; readonly port: number } | undefined): void {
     const peerId = connection.peerId;
     assert(peerId !== undefined, "an established connection without a peer id");
     this.#counters.connectionsInbound++;
-    const peer = this.#peers.get(peerId);
+    if (this.#settings.removed?.has(peerId) ?? false) {
+      // markRemoved() ran while its handshake was under way.
+      connection.close(`node ${peerId} was removed from the cluster`);
+      return;
+    }
+    const peer = this.#peers.get(peerId) ?? this.#learnPeer(peerId, advertised);
     if (peer === undefined) {
-      // It left the cluster while its handshake ran (removePeer()).
-      connection.close(`node ${peerId} is no longer a member`);
+      connection.close(`node ${peerId} is not a peer of node ${this.nodeId} and did not say where it listens`);
       return;
     }
     // A peer that restarted dials again before we notice its old connection died: keep the newest.
@@ -599,7 +632,9 @@ export class TcpTransport implements Transport {
 
   #onInboundClosed(connection: PeerConnection, closure: Closure): void {
     this.#inbound.delete(connection);
-    if (this.#state === "closed" || closure.kind === "local") return;
+    if (this.#state === "closed") return;
+    this.#forgetIfSilent(connection.peerId);
+    if (closure.kind === "local") return;
     if (connection.peerId !== undefined && closure.kind === "network") {
       this.#logger.info(`pgraft: the connection from ${connection.remoteLabel} closed: ${closure.reason}`);
       return;
@@ -610,13 +645,52 @@ export class TcpTransport implements Transport {
     this.#warnThrottled(`inbound:${who}:${closure.reason.replace(/:\d+/g, "")}`, `pgraft: ${closure.reason}`);
   }
 
+  /**
+   * A node that this node's configuration does not name proved it belongs to the cluster (same cluster
+   * id and secret) and said where it listens: most likely a member added while this node was cut off,
+   * now asking for its vote or sending it entries. Replies go back on a connection of our own, so dial
+   * it at the address it advertised until the configuration names it (addPeer) or removes it.
+   */
+  #learnPeer(nodeId: NodeId, advertised: { readonly host: string; readonly port: number } | undefined): PeerState | undefined {
+    if (advertised === undefined || this.#state !== "started") return undefined;
+    if (this.#peers.size + 1 > PEERS_MAX) {
+      this.#warnThrottled(`learn:${nodeId}`, `pgraft: Cannot accept node ${nodeId}: node ${this.nodeId} already has ${PEERS_MAX} peers`);
+      return undefined;
+    }
+    const peer = this.#newPeer({ nodeId, name: `node ${nodeId}`, host: advertised.host, port: advertised.port }, true);
+    this.#addPeerState(peer);
+    if (!this.#learnedLogged.has(nodeId)) {
+      if (this.#learnedLogged.size >= THROTTLED_LOG_KEYS_MAX) this.#learnedLogged.clear();
+      this.#learnedLogged.add(nodeId);
+      this.#logger.info(
+        `pgraft: accepted node ${nodeId}, not in this node's configuration yet: it proved it is of cluster ${JSON.stringify(this.#options.clusterId)}; ` +
+          `replying through ${formatAddress(advertised.host, advertised.port)}, the address it advertised, until a configuration names it`,
+      );
+    }
+    this.#dial(peer);
+    return peer;
+  }
+
+  /**
+   * A learned peer is dialed only to answer it: once no connection from it remains, forget it (it is
+   * learned again when it dials anew). This bounds learned peers to the nodes talking to us.
+   */
+  #forgetIfSilent(peerId: NodeId | undefined): void {
+    if (peerId === undefined) return;
+    const peer = this.#peers.get(peerId);
+    if (peer?.learned !== true) return;
+    for (const other of this.#inbound) if (other.peerId === peerId) return;
+    this.removePeer(peerId, `node ${peerId}, which this node's configuration does not name, closed its last connection to it`);
+    this.#logger.info(`pgraft: forgot ${peerLabel(peer)}: it was not in this node's configuration and no longer has a connection to this node`);
+  }
+
   // -------------------------------------------------------------------------------------------------
   // Helpers
 
   /** A peer not yet dialed, with an empty outbound queue. */
-  #newPeer(address: { nodeId: NodeId; name: string; host: string; port: number }): PeerState {
+  #newPeer(address: { nodeId: NodeId; name: string; host: string; port: number }, learned = false): PeerState {
     const queue = new OutboundQueue({ messagesMax: this.limits.outboundQueueMessagesMax, bytesMax: this.limits.outboundQueueBytesMax });
-    return { ...address, queue, connection: undefined, up: false, failures: 0, reconnectTimer: undefined };
+    return { ...address, learned, queue, connection: undefined, up: false, failures: 0, reconnectTimer: undefined };
   }
 
   #timing(): PeerConnectionTiming {
@@ -641,6 +715,19 @@ export class TcpTransport implements Transport {
 }
 
 const SILENT_LOGGER: TransportLogger = { info: () => {}, warn: () => {} };
+
+/**
+ * Where peers reach this node, for the hello: its own entry in the members (pgraft.initial_cluster: the
+ * address the others dial), or else the listen address; `boundPort` replaces a port 0 once bound.
+ */
+function advertisedAddress(options: TcpTransportOptions, boundPort: number | undefined): string {
+  const self = options.members.find((member) => member.nodeId === options.nodeId);
+  if (self !== undefined && self.port !== 0) return formatAddress(self.host, self.port);
+  const wildcard = options.listenHost === "" || options.listenHost === "0.0.0.0" || options.listenHost === "::";
+  const host = wildcard ? (self?.host ?? "127.0.0.1") : options.listenHost;
+  const port = options.listenPort !== 0 ? options.listenPort : (boundPort ?? 0);
+  return formatAddress(host, port);
+}
 
 function memberAddress(member: ClusterMember): { nodeId: NodeId; name: string; host: string; port: number } {
   return { nodeId: member.nodeId, name: member.name, host: member.host, port: member.port };
@@ -686,6 +773,12 @@ function checkIdentity(options: TcpTransportOptions): void {
   }
   checkPort(options.listenPort, "the listen port");
   for (const member of options.members) checkPort(member.port, `the port of node ${member.nodeId}`);
+  // The port may be known only once bound: check the rest with a stand-in.
+  const advertised = advertisedAddress(options, 1);
+  const checked = checkListenAddress(advertised);
+  if (!checked.ok) {
+    throw new TransportError(`Cannot create the transport: this node's peer address ${JSON.stringify(advertised)}, sent to peers so they can dial it back, is unusable: ${checked.problem}`);
+  }
 }
 
 function checkPort(port: number, what: string): void {

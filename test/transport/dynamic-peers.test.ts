@@ -1,8 +1,10 @@
 /**
- * TcpTransport.addPeer() and removePeer() over real sockets on 127.0.0.1 (ephemeral ports): a node that
- * starts knowing only the founding members drops messages to, and refuses the handshake of, a node it
- * was not told about; once that node is added, messages flow both ways; once it is removed, its
- * connections close, messages to it are dropped and it is never dialed again. Re-adding a known peer
+ * TcpTransport.addPeer(), removePeer() and markRemoved() over real sockets on 127.0.0.1 (ephemeral
+ * ports): a node that starts knowing only the founding members accepts a node it was not told about
+ * when that node proves it is of the cluster, and replies by dialing it back at the address it
+ * advertised, until addPeer() moves it to its configured address; a node of another cluster, one with a
+ * malformed advertised address and one that markRemoved() named are refused and never dialed; once a
+ * node is removed, its connections close and messages to it are dropped. Re-adding a known peer
  * only moves it, adding itself is ignored, and bad ids and ports are refused. Every wait is bounded and
  * every transport is closed in a finally block.
  */
@@ -10,9 +12,10 @@ import test from "ava";
 import * as net from "node:net";
 import type { ClusterMember } from "../../src/config/index.ts";
 import type { NodeId } from "../../src/core/types.ts";
+import { encodeFrame, FrameDecoder, type Frame } from "../../src/transport/frame.ts";
 import { TcpTransport, TransportError } from "../../src/transport/tcp-transport.ts";
 import { heartbeat, members, SHARED_SECRET, waitFor } from "./fixtures.ts";
-import { closeAll, FAST_LIMITS, startNode, type TestNode } from "./tcp-harness.ts";
+import { closeAll, closedWithin, FAST_LIMITS, rawConnect, startNode, type TestNode } from "./tcp-harness.ts";
 
 const WAIT_MS = 5000;
 /** Several reconnect backoffs (FAST_LIMITS caps them at 300 ms): long enough to see a dial that should not happen. */
@@ -65,42 +68,130 @@ async function join(n1: TestNode, n3: TestNode): Promise<void> {
   await waitFor(() => n1.events.includes("up n3") && n3.events.includes("up n1"), WAIT_MS, "node 1 and node 3 up to each other");
 }
 
-test("before addPeer() node 1 drops messages to node 3 and refuses its handshake; after it, messages flow both ways", async (t) => {
+test("before addPeer() node 1 accepts node 3, which it does not know, and replies by dialing it back; addPeer() then moves it to its configured address", async (t) => {
   const { n1, n3 } = await startOutsider();
   try {
-    // The counters rise at the refusal; the log line follows when the refused connection closes.
-    const refusalLogged = (): boolean => n1.logs.some((line) => line.includes("node 3") && line.includes("is not a member known to node 1"));
-    await waitFor(() => n1.transport.counters().refusalsSent >= 1 && n3.transport.counters().refusalsReceived >= 1 && refusalLogged(), WAIT_MS, "node 1 refusing node 3");
-    t.false(n3.events.includes("up n1"), "node 3 cannot send to node 1");
-    t.is(n1.transport.counters().connectionsInbound, 0);
+    // Node 3 dials node 1; node 1 accepts it and dials back at the address node 3 advertised.
+    await waitFor(() => n3.events.includes("up n1") && n1.events.includes("up node 3"), WAIT_MS, "node 1 and node 3 up to each other");
+    t.is(n1.transport.counters().refusalsSent, 0, "nothing refused");
+    t.is(n3.transport.counters().refusalsReceived, 0);
+    const learned = n1.transport.peers().find((peer) => peer.nodeId === 3);
+    t.deepEqual(learned, { nodeId: 3, name: "node 3", address: `127.0.0.1:${n3.port}`, up: true, queuedMessages: 0, learned: true });
+    const accepted = n1.logs.filter((line) => line.startsWith("pgraft: accepted node 3, not in this node's configuration yet: "));
+    t.is(accepted.length, 1, n1.logs.join("\n"));
+    t.true(accepted[0]!.includes(`replying through 127.0.0.1:${n3.port}, the address it advertised`), accepted[0]);
 
-    const droppedBefore = n1.transport.counters().messagesDropped;
-    n1.transport.send(heartbeat(1, 3, 100));
-    n1.transport.send(heartbeat(1, 3, 101));
-    t.is(n1.transport.counters().messagesDropped, droppedBefore + 2, "messages to an unknown node are dropped at once");
-    t.true(n1.logs.some((line) => line.includes("Cannot send MsgHeartbeat to node 3") && line.includes("dropping it")), n1.logs.join("\n"));
-    t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2]);
-
-    n1.transport.addPeer({ nodeId: 3, name: "n3", host: "127.0.0.1", port: n3.port });
-    // Queued before any connection to node 3 is up: delivered once it is.
+    // A request from node 3 and node 1's replies.
+    for (let i = 0; i < 5; i++) n3.transport.send(heartbeat(3, 1, i));
+    await waitFor(() => contexts(n1, 3).length === 5, WAIT_MS, "node 3's heartbeats at node 1");
     for (let i = 0; i < 5; i++) n1.transport.send(heartbeat(1, 3, i));
-    t.is(n1.transport.counters().messagesDropped, droppedBefore + 2, "messages to an added node are queued, not dropped");
-    await waitFor(() => n1.events.includes("up n3") && n3.events.includes("up n1"), WAIT_MS, "node 1 and node 3 up to each other");
-    for (let i = 5; i < 10; i++) n1.transport.send(heartbeat(1, 3, i));
-    for (let i = 0; i < 10; i++) n3.transport.send(heartbeat(3, 1, i));
-    await waitFor(() => contexts(n3, 1).length === 10 && contexts(n1, 3).length === 10, WAIT_MS, "heartbeats both ways");
-    t.deepEqual(contexts(n3, 1), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "none of the dropped messages arrive, the rest in order");
-    t.deepEqual(contexts(n1, 3), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const peer3 = n1.transport.peers().find((peer) => peer.nodeId === 3);
-    t.deepEqual(peer3, { nodeId: 3, name: "n3", address: `127.0.0.1:${n3.port}`, up: true, queuedMessages: 0 });
-    t.true(n1.transport.counters().connectionsInbound >= 1, "node 1 accepted node 3's connection");
+    await waitFor(() => contexts(n3, 1).length === 5, WAIT_MS, "node 1's replies at node 3");
+    t.deepEqual(contexts(n1, 3), [0, 1, 2, 3, 4]);
+    t.deepEqual(contexts(n3, 1), [0, 1, 2, 3, 4]);
+
+    // The configuration names node 3 now: the learned peer gives way to the configured one.
+    n1.transport.addPeer({ nodeId: 3, name: "n3", host: "127.0.0.1", port: n3.port });
+    await waitFor(() => n1.events.includes("up n3"), WAIT_MS, "node 1 up to node 3 as a configured peer");
+    t.deepEqual(n1.transport.peers().find((peer) => peer.nodeId === 3), { nodeId: 3, name: "n3", address: `127.0.0.1:${n3.port}`, up: true, queuedMessages: 0 });
     t.true(n1.logs.some((line) => line.startsWith(`pgraft: peer n3 (127.0.0.1:${n3.port}) joined; dialing it`)), n1.logs.join("\n"));
+    for (let i = 5; i < 10; i++) n1.transport.send(heartbeat(1, 3, i));
+    for (let i = 5; i < 10; i++) n3.transport.send(heartbeat(3, 1, i));
+    await waitFor(() => contexts(n3, 1).length === 10 && contexts(n1, 3).length === 10, WAIT_MS, "heartbeats both ways");
+    t.deepEqual(contexts(n1, 3), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], "node 3's connection into node 1 survived the change");
+    t.deepEqual(contexts(n3, 1).slice(5), [5, 6, 7, 8, 9]);
+    t.is(n1.logs.filter((line) => line.startsWith("pgraft: accepted node 3,")).length, 1, "logged once");
   } finally {
     await closeAll([n1, n3]);
   }
 });
 
-test("removePeer() closes the connections both ways, drops later sends, and node 1 never dials node 3 again", async (t) => {
+test("a node that markRemoved() named is still refused, while another unknown node is accepted", async (t) => {
+  const n1 = await startNode({ id: 1, count: 2 });
+  const nodes: TestNode[] = [n1];
+  try {
+    n1.transport.markRemoved(3, 17);
+    const n3 = await startNode({ id: 3, count: 0, members: [member("n1", 1, n1.port), member("n3", 3, 0)] });
+    nodes.push(n3);
+    const n5 = await startNode({ id: 5, count: 0, members: [member("n1", 1, n1.port), member("n5", 5, 0)] });
+    nodes.push(n5);
+    const removedRefusal = (): boolean => n3.logs.some((line) => line.includes("node 3 was removed from the cluster") && line.includes("commit index 17"));
+    await waitFor(() => removedRefusal() && n1.events.includes("up node 5") && n5.events.includes("up n1"), WAIT_MS, "node 3 refused and node 5 accepted");
+    await sleep(QUIET_MS);
+    t.false(n3.events.includes("up n1"), "node 3 never gets through");
+    t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2, 5], "node 3 is not learned");
+    t.false(n1.logs.some((line) => line.startsWith("pgraft: accepted node 3")));
+    t.is(n3.transport.counters().connectionsInbound, 0, "node 1 never dials node 3");
+  } finally {
+    await closeAll(nodes);
+  }
+});
+
+test("a node of another cluster is refused even though it advertises where it listens, and node 1 does not dial it", async (t) => {
+  const n1 = await startNode({ id: 1, count: 2 });
+  const nodes: TestNode[] = [n1];
+  try {
+    const other = await startNode({ id: 3, count: 0, clusterId: "other", members: [member("n1", 1, n1.port), member("n3", 3, 0)] });
+    nodes.push(other);
+    const refused = (): boolean => n1.logs.some((line) => line.includes('node 3 presented cluster id "other" but node 1 is in cluster "prod"'));
+    await waitFor(refused, WAIT_MS, "node 1 refusing the other cluster's node");
+    // The same node id in the right cluster is accepted: the refusal is about the cluster id alone.
+    const same = await startNode({ id: 4, count: 0, members: [member("n1", 1, n1.port), member("n4", 4, 0)] });
+    nodes.push(same);
+    await waitFor(() => n1.events.includes("up node 4"), WAIT_MS, "node 1 accepting node 4 of its own cluster");
+    t.false(other.events.includes("up n1"));
+    t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2, 4]);
+    t.is(other.transport.counters().connectionsInbound, 0, "node 1 never dials the other cluster's node");
+  } finally {
+    await closeAll(nodes);
+  }
+});
+
+test("a hello with a malformed advertised address is refused with a clear reason, and node 1 keeps serving", async (t) => {
+  const n1 = await startNode({ id: 1, count: 2 });
+  try {
+    const socket = await rawConnect(n1.port);
+    const decoder = new FrameDecoder();
+    const frames: Frame[] = [];
+    socket.on("data", (chunk: Buffer) => {
+      decoder.push(chunk);
+      for (let frame = decoder.next(); frame !== undefined; frame = decoder.next()) frames.push(frame);
+    });
+    const hello = { protocolVersion: 2, clusterId: "prod", nodeId: 3, targetNodeId: 1, auth: "shared_secret", nonce: "09".repeat(32), listenAddress: "127.0.0.1:99999" };
+    socket.write(encodeFrame("hello", Buffer.from(JSON.stringify(hello))));
+    await closedWithin(socket, WAIT_MS);
+    t.deepEqual(frames.map((frame) => frame.type), ["refuse"]);
+    const body = JSON.parse(Buffer.from(frames[0]!.payload).toString("utf8")) as { code: string; reason: string };
+    t.is(body.code, "malformed");
+    t.is(
+      body.reason,
+      'node 3 advertised the listen address "127.0.0.1:99999", which node 1 cannot dial back: port "99999" in "127.0.0.1:99999" is out of range; use a port from 1 to 65535; ' +
+        "give node 3 a valid host:port in pgraft.initial_cluster (or the address it was added with)",
+    );
+    await waitFor(() => n1.logs.some((line) => line.includes("cannot dial back")), WAIT_MS, "the refusal in node 1's log");
+    t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2], "nothing learned");
+    t.is(n1.transport.counters().connectionAttempts, 0, "nothing dialed");
+  } finally {
+    await n1.transport.close();
+  }
+});
+
+test("a transport whose own peer address cannot be advertised is refused at construction", (t) => {
+  t.throws(
+    () =>
+      new TcpTransport({
+        clusterId: "prod",
+        nodeId: 1,
+        listenHost: "127.0.0.1",
+        listenPort: 0,
+        members: [member("n1", 1, 7001), member("n2", 2, 7002)].map((entry, i) => (i === 0 ? { ...entry, host: "bad host" } : entry)),
+        peerAuthentication: SHARED_SECRET,
+        onMessage: () => {},
+      }),
+    { instanceOf: TransportError, message: /^Cannot create the transport: this node's peer address "bad host:7001", sent to peers so they can dial it back, is unusable: "bad host" in "bad host:7001" is not a valid host name/ },
+  );
+});
+
+test("removePeer() closes the connections both ways and drops later sends; markRemoved() keeps node 1 from dialing node 3 again", async (t) => {
   const { n1, n3 } = await startOutsider();
   try {
     await join(n1, n3);
@@ -108,7 +199,7 @@ test("removePeer() closes the connections both ways, drops later sends, and node
     await waitFor(() => contexts(n3, 1).includes(1), WAIT_MS, "a message before the removal");
     const refusalsBefore = n1.transport.counters().refusalsSent;
 
-    n1.transport.removePeer(3);
+    n1.transport.markRemoved(3, 9);
     t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2]);
     t.true(n1.logs.some((line) => line.startsWith(`pgraft: peer n3 (127.0.0.1:${n3.port}) left the cluster; no longer dialing it`)), n1.logs.join("\n"));
     // Node 1 closed node 3's inbound connection, so node 3 sees node 1 go down; and node 1's dial to 3 is gone.
@@ -128,6 +219,46 @@ test("removePeer() closes the connections both ways, drops later sends, and node
     t.is(contexts(n1, 3).length, fromThree, "node 3's messages no longer reach node 1");
     t.true(n1.transport.counters().refusalsSent > refusalsBefore, "node 3 keeps dialing and node 1 refuses it again");
     t.false(n1.events.some((event) => event.startsWith("down n3")), "a removed peer is forgotten, not reported down");
+  } finally {
+    await closeAll([n1, n3]);
+  }
+});
+
+test("a learned peer is forgotten once its last connection to node 1 closes, and learned again when it dials anew", async (t) => {
+  const { n1, n3 } = await startOutsider();
+  try {
+    await waitFor(() => n1.events.includes("up node 3"), WAIT_MS, "node 1 dialing node 3 back");
+    await n3.transport.close();
+    await waitFor(() => !n1.transport.peers().some((peer) => peer.nodeId === 3), WAIT_MS, "node 1 forgetting node 3");
+    t.true(n1.logs.some((line) => line.startsWith(`pgraft: forgot peer node 3 (127.0.0.1:${n3.port}): it was not in this node's configuration`)), n1.logs.join("\n"));
+    const attempts = n1.transport.counters().connectionAttempts;
+    await sleep(QUIET_MS);
+    t.is(n1.transport.counters().connectionAttempts, attempts, "node 1 no longer dials the node it forgot");
+    const again = await startNode({ id: 3, count: 0, members: [member("n1", 1, n1.port), member("n3", 3, 0)] });
+    try {
+      await waitFor(() => n1.events.filter((event) => event === "up node 3").length === 2 && again.events.includes("up n1"), WAIT_MS, "node 3 learned again");
+      t.like(n1.transport.peers().find((peer) => peer.nodeId === 3), { address: `127.0.0.1:${again.port}`, learned: true });
+      t.is(n1.logs.filter((line) => line.startsWith("pgraft: accepted node 3,")).length, 1, "the acceptance is logged once per node");
+    } finally {
+      await again.transport.close();
+    }
+  } finally {
+    await closeAll([n1, n3]);
+  }
+});
+
+test("after removePeer() alone (no removal committed), a node that dials again is accepted as one not known yet", async (t) => {
+  const { n1, n3 } = await startOutsider();
+  try {
+    await join(n1, n3);
+    n1.transport.removePeer(3);
+    t.deepEqual(n1.transport.peers().map((peer) => peer.nodeId), [2]);
+    await waitFor(() => n1.events.includes("up node 3"), WAIT_MS, "node 1 dialing node 3 back after its redial");
+    n3.transport.send(heartbeat(3, 1, 60));
+    await waitFor(() => contexts(n1, 3).includes(60), WAIT_MS, "node 3's message at node 1");
+    n1.transport.send(heartbeat(1, 3, 61));
+    await waitFor(() => contexts(n3, 1).includes(61), WAIT_MS, "node 1's reply at node 3");
+    t.like(n1.transport.peers().find((peer) => peer.nodeId === 3), { name: "node 3", learned: true });
   } finally {
     await closeAll([n1, n3]);
   }

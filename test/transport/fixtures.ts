@@ -16,7 +16,7 @@ export function members(count: number, ports: readonly number[] = []): ClusterMe
 }
 
 export function handshakeSettings(nodeId: number, overrides: Partial<HandshakeSettings> = {}): HandshakeSettings {
-  return { clusterId: "prod", nodeId, memberIds: [1, 2, 3], authentication: SHARED_SECRET, ...overrides };
+  return { clusterId: "prod", nodeId, memberIds: [1, 2, 3], listenAddress: `127.0.0.1:${7000 + nodeId}`, authentication: SHARED_SECRET, ...overrides };
 }
 
 /** One valid message of each type, from node 1 to node 2, keyed by type. */

@@ -1,11 +1,14 @@
 /**
  * The handshake state machines, driven frame by frame without sockets: the right secret is accepted
- * on both sides; a wrong secret, another cluster id, an unknown node id, a wrong target, a mismatched
- * auth mode or protocol version is refused with a reason that both sides see; a proof recorded from
+ * on both sides; a wrong secret, another cluster id, a wrong target, a mismatched auth mode or protocol
+ * version is refused with a reason that both sides see; a node id the acceptor does not know is accepted
+ * when it proves itself and advertises a well-formed listen address (protocol version 2), and an older
+ * version 1 dialer is answered in version 1; a proof recorded from
  * one connection is refused on the next (fresh nonces); and malformed frames become refusals, never
  * exceptions.
  */
 import test from "ava";
+import { createHmac } from "node:crypto";
 import type { Frame } from "../../src/transport/frame.ts";
 import {
   AcceptorHandshake,
@@ -17,7 +20,7 @@ import {
   type HandshakeStep,
   type RefusalCode,
 } from "../../src/transport/handshake.ts";
-import { AUTH_OFF, handshakeSettings, wire } from "./fixtures.ts";
+import { AUTH_OFF, handshakeSettings, SECRET, wire } from "./fixtures.ts";
 
 interface Conversation {
   readonly dialer: HandshakeOutcome;
@@ -110,11 +113,89 @@ test("a different cluster id is refused with both ids in the reason", (t) => {
   t.regex(describeRefusal(refusal(result.dialer), "peer n1 (127.0.0.1:7001)"), /^Peer n1 \(127\.0\.0\.1:7001\) refused this node: node 3 presented/);
 });
 
-test("an unknown node id is refused", (t) => {
-  const result = pair(handshakeSettings(7, { memberIds: [1, 2, 3, 7] }), handshakeSettings(1));
-  t.is(refusal(result.acceptor).code, "unknown_node");
-  t.regex(refusal(result.acceptor).reason, /node 7 is not a member known to node 1 \(members: 1, 2, 3\); a founding member must be in pgraft.initial_cluster, a new node must be added on the leader/);
-  t.is(refusal(result.dialer).by, "peer");
+test("an unknown node id that proves itself is accepted, and the acceptor learns where it listens", (t) => {
+  const dialer = new DialerHandshake(handshakeSettings(7, { memberIds: [1, 2, 3, 7], listenAddress: "10.0.0.7:7007" }), 1);
+  const acceptor = new AcceptorHandshake(handshakeSettings(1));
+  const result = converse(dialer, acceptor);
+  t.deepEqual(result.acceptor, { state: "established", peerId: 7 });
+  t.deepEqual(result.dialer, { state: "established", peerId: 1 });
+  t.deepEqual(acceptor.peerListenAddress, { host: "10.0.0.7", port: 7007 });
+  const hello = JSON.parse(Buffer.from(result.transcript[0]!.frame.payload).toString("utf8")) as Record<string, unknown>;
+  t.is(hello.protocolVersion, 2);
+  t.is(hello.listenAddress, "10.0.0.7:7007");
+});
+
+test("an unknown node id with a wrong secret is refused for its proof", (t) => {
+  const wrong = { mode: "shared_secret" as const, secret: "another-secret-of-enough-length", secretFile: undefined };
+  const result = pair(handshakeSettings(7, { memberIds: [1, 2, 3, 7], authentication: wrong }), handshakeSettings(1));
+  t.is(refusal(result.dialer).code, "proof");
+  t.is(refusal(result.acceptor).code, "proof");
+});
+
+test("an advertised listen address is part of the proof: changed in flight, the proof fails", (t) => {
+  const dialer = new DialerHandshake(handshakeSettings(7, { memberIds: [1, 2, 3, 7], listenAddress: "10.0.0.7:7007" }), 1);
+  const acceptor = new AcceptorHandshake(handshakeSettings(1));
+  const [hello] = dialer.start().outgoing;
+  const body = JSON.parse(Buffer.from(hello!.payload).toString("utf8")) as Record<string, unknown>;
+  const [challenge] = acceptor.receive({ type: "hello", payload: Buffer.from(JSON.stringify({ ...body, listenAddress: "10.6.6.6:7007" })) }).outgoing;
+  const step = dialer.receive(challenge!);
+  t.is(refusal(step.outcome).code, "proof", "the dialer sees the acceptor proved a different transcript");
+});
+
+test("a malformed advertised listen address is refused with a reason naming it", (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    ["10.0.0.7", /advertised the listen address "10\.0\.0\.7", which node 1 cannot dial back: "10\.0\.0\.7" has no port/],
+    ["10.0.0.7:0", /port "0" in "10\.0\.0\.7:0" is out of range/],
+    ["10.0.0.7:65536", /port "65536" in "10\.0\.0\.7:65536" is out of range/],
+    ["bad host!:7007", /"bad host!" in "bad host!:7007" is not a valid host name or IP address/],
+    ["::1:7007", /has several ":"; write IPv6 addresses in brackets/],
+    [" 10.0.0.7:7007", /leading or trailing white space/],
+    ["", /the address is empty/],
+    ["h".repeat(300) + ":1", /field "listenAddress" must be a string of at most 261 characters/],
+    [7007, /field "listenAddress" must be a string/],
+  ];
+  for (const [listenAddress, pattern] of cases) {
+    const acceptor = new AcceptorHandshake(handshakeSettings(1));
+    const hello = { protocolVersion: 2, clusterId: "prod", nodeId: 7, targetNodeId: 1, auth: "shared_secret", nonce: "07".repeat(32), listenAddress };
+    const step = acceptor.receive({ type: "hello", payload: Buffer.from(JSON.stringify(hello)) });
+    t.is(refusal(step.outcome).code, "malformed", String(listenAddress));
+    t.regex(refusal(step.outcome).reason, pattern, String(listenAddress));
+    t.deepEqual(step.outgoing.map((frame) => frame.type), ["refuse"]);
+    t.is(acceptor.peerListenAddress, undefined);
+  }
+  const missing = new AcceptorHandshake(handshakeSettings(1));
+  const hello = { protocolVersion: 2, clusterId: "prod", nodeId: 2, targetNodeId: 1, auth: "shared_secret", nonce: "07".repeat(32) };
+  t.regex(refusal(missing.receive({ type: "hello", payload: Buffer.from(JSON.stringify(hello)) }).outcome).reason, /field "listenAddress" is missing/);
+});
+
+/** A version 1 dialer (an older pgraft): no listen address, version 1 in its transcript. */
+function versionOneProof(direction: string, dialerId: number, acceptorId: number, dialerNonce: string, acceptorNonce: string): string {
+  const transcript = JSON.stringify(["pgraft peer handshake", 1, direction, "shared_secret", "prod", dialerId, acceptorId, dialerNonce, acceptorNonce]);
+  return createHmac("sha256", SECRET).update(transcript).digest("hex");
+}
+
+test("an older dialer (protocol version 1) that is a member is answered in version 1 and accepted", (t) => {
+  const acceptor = new AcceptorHandshake(handshakeSettings(1));
+  const nonce = "05".repeat(32);
+  const hello = { protocolVersion: 1, clusterId: "prod", nodeId: 2, targetNodeId: 1, auth: "shared_secret", nonce };
+  const [challenge] = acceptor.receive({ type: "hello", payload: Buffer.from(JSON.stringify(hello)) }).outgoing;
+  const body = JSON.parse(Buffer.from(challenge!.payload).toString("utf8")) as { protocolVersion: number; nonce: string; proof: string };
+  t.is(body.protocolVersion, 1);
+  t.is(body.proof, versionOneProof("acceptor", 2, 1, nonce, body.nonce));
+  const step = acceptor.receive({ type: "proof", payload: Buffer.from(JSON.stringify({ proof: versionOneProof("dialer", 2, 1, nonce, body.nonce) })) });
+  t.deepEqual(step.outcome, { state: "established", peerId: 2 });
+  t.is(acceptor.peerListenAddress, undefined);
+});
+
+test("an older dialer (protocol version 1) with an unknown node id is refused: it cannot be dialed back", (t) => {
+  const acceptor = new AcceptorHandshake(handshakeSettings(1));
+  const hello = { protocolVersion: 1, clusterId: "prod", nodeId: 7, targetNodeId: 1, auth: "shared_secret", nonce: "05".repeat(32) };
+  const step = acceptor.receive({ type: "hello", payload: Buffer.from(JSON.stringify(hello)) });
+  t.is(refusal(step.outcome).code, "unknown_node");
+  t.regex(
+    refusal(step.outcome).reason,
+    /node 7 is not a member known to node 1 \(members: 1, 2, 3\) and speaks peer protocol version 1, which cannot tell node 1 where to reply; a founding member must be in pgraft.initial_cluster/,
+  );
 });
 
 test("a peer claiming this node's own id is refused", (t) => {
@@ -147,10 +228,19 @@ test("with auth off the handshake still establishes, and still checks the cluste
 
 test("a hello of another protocol version is refused as such, not as malformed", (t) => {
   const acceptor = new AcceptorHandshake(handshakeSettings(2));
-  const hello = { protocolVersion: 2, clusterId: "prod", nodeId: 1, features: ["streams"] };
+  const hello = { protocolVersion: 3, clusterId: "prod", nodeId: 1, features: ["streams"] };
   const step = acceptor.receive({ type: "hello", payload: Buffer.from(JSON.stringify(hello)) });
   t.is(refusal(step.outcome).code, "protocol_version");
-  t.regex(refusal(step.outcome).reason, /node 1 speaks peer protocol version 2 but node 2 speaks only version 1/);
+  t.regex(refusal(step.outcome).reason, /node 1 speaks peer protocol version 3 but node 2 speaks only versions 1 and 2/);
+});
+
+test("a challenge in version 1 (an older acceptor would refuse instead) is refused by the dialer as such", (t) => {
+  const dialer = new DialerHandshake(handshakeSettings(1), 2);
+  dialer.start();
+  const challenge = { protocolVersion: 1, clusterId: "prod", nodeId: 2, auth: "shared_secret", nonce: "05".repeat(32), proof: "ab".repeat(32) };
+  const step = dialer.receive({ type: "challenge", payload: Buffer.from(JSON.stringify(challenge)) });
+  t.is(refusal(step.outcome).code, "protocol_version");
+  t.regex(refusal(step.outcome).reason, /node 2 speaks peer protocol version 1 but node 1 speaks only version 2/);
 });
 
 test("a proof recorded from one connection is refused on the next (fresh nonces)", (t) => {
