@@ -10,7 +10,8 @@
  *   directory; debootstrap runs (minutes) only when an input changes.
  * - the image, `pgraft-chaos:<hash>`: a copy of the base tarball with what `pgraft start` needs at run
  *   time appended under /opt/pgraft (src, bin, package.json and the runtime node_modules: the
- *   dependencies plus tsx, which bin/pgraft.js loads), then `docker import`. Its hash covers the base's
+ *   dependencies plus tsx, which bin/pgraft.js loads; and chaos/runner/dial-redirect.mjs, which a
+ *   chaos node preloads to redirect its dials), then `docker import`. Its hash covers the base's
  *   and those files, so a code change redoes only this step (seconds).
  *
  * Why one import and not `docker build FROM base` with a COPY of the project: under the vfs storage
@@ -35,6 +36,12 @@ export const BASE_PACKAGES: readonly string[] = ["postgresql-15", "procps"];
 export const IMAGE_REPOSITORY = "pgraft-chaos";
 /** Where the project lives inside the image. */
 export const PROJECT_DIRECTORY_IN_IMAGE = "/opt/pgraft";
+/**
+ * The module a chaos node preloads (NODE_OPTIONS --import) to send its dials where
+ * NodeSpec.dialRedirects says, relative to the project root; the image holds it at the same place
+ * under PROJECT_DIRECTORY_IN_IMAGE, and it is one of the image's hashed inputs.
+ */
+export const DIAL_REDIRECT_MODULE_PATH = "chaos/runner/dial-redirect.mjs";
 /** The node binary inside the image. */
 export const NODE_IN_IMAGE = "/usr/local/bin/node";
 /** Packages copied into the image besides the project's own dependencies: bin/pgraft.js loads tsx. */
@@ -285,10 +292,24 @@ function resolvePackage(projectRoot: string, from: string, name: string): string
   }
 }
 
-/** The project files the image holds, relative to the root: src, bin, package.json and runtime modules. */
-function projectFiles(projectRoot: string): { files: string[]; packages: string[] } {
+/**
+ * The project paths the image holds under /opt/pgraft (directories whole), besides the runtime
+ * node_modules: what `pgraft start` runs, and the module a chaos node preloads to redirect its dials
+ * (NodeSpec.dialRedirects). A copy of the project made for building the image needs these (and
+ * package-lock.json, which names the image too).
+ */
+export const PROJECT_PATHS_IN_IMAGE: readonly string[] = ["package.json", "bin", "src", DIAL_REDIRECT_MODULE_PATH];
+
+/** The project files the image holds, relative to the root (PROJECT_PATHS_IN_IMAGE), and the runtime modules. */
+export function projectFiles(projectRoot: string): { files: string[]; packages: string[] } {
   const packages = runtimePackageDirectories(projectRoot);
-  const files = ["package.json", ...listFiles(projectRoot, "bin"), ...listFiles(projectRoot, "src")];
+  const files: string[] = [];
+  for (const path of PROJECT_PATHS_IN_IMAGE) {
+    const stat = statSync(join(projectRoot, path), { throwIfNoEntry: false });
+    if (stat === undefined) throw new ImageBuildError(`Cannot build the chaos image: ${join(projectRoot, path)} is missing; the image holds ${PROJECT_PATHS_IN_IMAGE.join(", ")} of the project root`);
+    if (stat.isDirectory()) listFiles(projectRoot, path, files);
+    else files.push(path);
+  }
   return { files, packages };
 }
 
@@ -305,6 +326,15 @@ function imageKey(projectRoot: string, rootKey: string, files: readonly string[]
   if (existsSync(lockFile)) hash.update(readFileSync(lockFile));
   hash.update(packages.join("\n"));
   return hash.digest("hex").slice(0, 16);
+}
+
+/**
+ * The image name for the project at `projectRoot` on the base root `rootKey` (baseKey(baseInputs())):
+ * "pgraft-chaos:<hash of the recipe, the base, the project files, the lock file>". No engine needed.
+ */
+export function chaosImageName(projectRoot: string, rootKey: string): string {
+  const { files, packages } = projectFiles(projectRoot);
+  return `${IMAGE_REPOSITORY}:${imageKey(projectRoot, rootKey, files, packages)}`;
 }
 
 /** Copies the base tarball, appends the project under /opt/pgraft, and imports the result as `name`. */

@@ -12,6 +12,8 @@
  *   on a machine that loses power; `crashNode`'s `postgres` option changes nothing here. A restart is
  *   `docker restart` of the same container (or a fresh container on the same data when the restart
  *   adds settings, since a container's command is fixed). Pause is `docker pause` (the cgroup freezer).
+ *   A node that exits by itself (code 3 once it learns it was removed) stops its container; an engine
+ *   `wait` per start notices it, and the node is "exited" with that exit code (exitCode()).
  * - Every container carries the labels pgraft-chaos=<run id> and the owner's pid and start time; the
  *   run's directory and ports are in the run registry (run-registry.ts). `cleanStale()` removes the
  *   containers and directories of runs whose owner is gone, so a run killed before its teardown is
@@ -19,6 +21,10 @@
  *
  * - The node program is the esbuild bundle of the checkout (as with the local provider), mounted
  *   read-only into the container; the image's bin/pgraft.js through tsx when no bundle can be made.
+ * - Dial redirects (NodeSpec.dialRedirects, the links into nodes a scenario adds at run time): the
+ *   container's environment preloads the image's copy of chaos/runner/dial-redirect.mjs through
+ *   NODE_OPTIONS with the map in PGRAFT_CHAOS_DIAL_REDIRECTS, as the local provider does for a process;
+ *   a restarted or re-created container keeps them.
  *
  * The engine and the image are prepared on first use (`npm run chaos -- --setup` does it ahead, with
  * progress lines); TESTCONTAINERS_RYUK_DISABLED is set, since the Ryuk image cannot be pulled.
@@ -28,12 +34,14 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { BUNDLE_DIRECTORY_NAME, nodeLauncher } from "../runner/node-bundle.ts";
 import type { StartedTestContainer } from "testcontainers";
 import { corruptRaftData, readTail, runSql } from "./node-data.ts";
 import { ensureDockerEngine, run } from "../containers/engine.ts";
-import { ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
+import { DIAL_REDIRECT_MODULE_PATH, ensureChaosImage, NODE_IN_IMAGE, PROJECT_DIRECTORY_IN_IMAGE } from "../containers/image.ts";
 import { setupContainers } from "../containers/setup.ts";
+import { DIAL_REDIRECTS_VARIABLE } from "./local.ts";
 import { choosePorts } from "./ports.ts";
 import {
   type ClusterProvider,
@@ -66,6 +74,10 @@ const OWNER_START_LABEL = "pgraft-chaos.owner-start";
 /** Inside the container: the node's bind-mounted data directory and the shared secret. */
 const DATA_IN_CONTAINER = "/data";
 const SECRET_IN_CONTAINER = "/etc/pgraft/secret";
+/** dial-redirect.mjs where the image holds it (chaos/containers/image.ts copies it there). */
+export const DIAL_REDIRECT_MODULE_IN_IMAGE = `${PROJECT_DIRECTORY_IN_IMAGE}/${DIAL_REDIRECT_MODULE_PATH}`;
+/** A redirect's source and target: "127.0.0.1:5001" (containers share the host's loopback). */
+const LOOPBACK_ADDRESS = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}:\d{1,5}$/;
 
 export const CONTAINER_CAPABILITIES: ProviderCapabilities = {
   crash: true,
@@ -73,6 +85,7 @@ export const CONTAINER_CAPABILITIES: ProviderCapabilities = {
   pause: true,
   postgres: true,
   corruptData: true,
+  redirectDials: true,
   description: "containers of the local pgraft-chaos image (pgraft start and its PostgreSQL), host network on 127.0.0.1",
 };
 
@@ -82,10 +95,16 @@ interface ContainerNode {
   readonly directory: string;
   settings: string[] | undefined;
   postgres: boolean;
+  /** NodeSpec.dialRedirects, in the environment of every container of this node. */
+  dialRedirects: Readonly<Record<string, string>>;
   container: StartedTestContainer | undefined;
   state: NodeProcessState;
   /** The host pid of the container's first process, read after each start (crashNode kills it). */
   hostPid: number | undefined;
+  /** The code the node exited with by itself (state "exited"); undefined otherwise. */
+  exitCode: number | undefined;
+  /** Bumped at every start and before every crash: an exit watcher of an older start is ignored. */
+  generation: number;
 }
 
 type Testcontainers = typeof import("testcontainers");
@@ -155,7 +174,7 @@ export class TestcontainersProvider implements ClusterProvider {
       postgresPort: postgresPort!,
       postgresUrl: undefined,
     };
-    this.#nodes.set(id, { endpoints, directory, settings: undefined, postgres: false, container: undefined, state: "reserved", hostPid: undefined });
+    this.#nodes.set(id, { endpoints, directory, settings: undefined, postgres: false, dialRedirects: {}, container: undefined, state: "reserved", hostPid: undefined, exitCode: undefined, generation: 0 });
     return endpoints;
   }
 
@@ -168,8 +187,11 @@ export class TestcontainersProvider implements ClusterProvider {
     this.#assertUsable();
     const node = this.#node(spec.id);
     if (node.state !== "reserved") throw new Error(`Cannot start ${node.endpoints.name}: it was started before (it is ${node.state}); use restartNode`);
+    const dialRedirects = { ...(spec.dialRedirects ?? {}) };
+    checkDialRedirects(node.endpoints.name, dialRedirects);
     node.settings = [...spec.settings];
     node.postgres = spec.postgres;
+    node.dialRedirects = dialRedirects;
     await this.#createContainer(node);
   }
 
@@ -180,6 +202,8 @@ export class TestcontainersProvider implements ClusterProvider {
       return;
     }
     const containerId = node.container.getId();
+    // The container's exit is ours, not the node's: its exit watcher must not report it.
+    node.generation++;
     // A paused container cannot be killed by the engine 20.10: thaw it first.
     if (node.state === "paused") await run("docker", ["unpause", containerId], { timeoutMs: DOCKER_COMMAND_TIMEOUT_MS }).catch(() => undefined);
     try {
@@ -211,9 +235,12 @@ export class TestcontainersProvider implements ClusterProvider {
     // lock naming its own pid that this process does not hold (src/storage/directory-lock.ts).
     if (extraSettings.length === 0 && node.container !== undefined) {
       try {
+        node.generation++;
         await node.container.restart({ timeout: 0 });
         node.state = "running";
+        node.exitCode = undefined;
         node.hostPid = await containerPid(node.container.getId());
+        this.#watchExit(node);
         return;
       } catch (error) {
         this.#options.note?.(`${node.endpoints.name}: docker restart failed (${(error as Error).message}); starting a fresh container on the same data`);
@@ -250,6 +277,11 @@ export class TestcontainersProvider implements ClusterProvider {
 
   nodeState(id: number): NodeProcessState {
     return this.#node(id).state;
+  }
+
+  exitCode(id: number): number | undefined {
+    const node = this.#node(id);
+    return node.state === "exited" ? node.exitCode : undefined;
   }
 
   async sql(id: number, text: string, params: readonly unknown[] = [], timeoutMs = SQL_TIMEOUT_MS_DEFAULT): Promise<SqlResult> {
@@ -319,9 +351,10 @@ export class TestcontainersProvider implements ClusterProvider {
         ...launcher.mounts,
       ])
       .withWorkingDir(PROJECT_DIRECTORY_IN_IMAGE)
-      .withEnvironment({ PGRAFT_LOG_LEVEL: process.env.PGRAFT_LOG_LEVEL ?? "info" })
+      .withEnvironment(containerEnvironment(node.dialRedirects, process.env.PGRAFT_LOG_LEVEL ?? "info"))
       .withCommand(command)
       .withStartupTimeout(CONTAINER_START_TIMEOUT_MS);
+    node.generation++;
     try {
       node.container = await container.start();
       node.hostPid = await containerPid(node.container.getId());
@@ -329,6 +362,36 @@ export class TestcontainersProvider implements ClusterProvider {
       throw new Error(`Cannot start ${endpoints.name} in a container of ${image}: ${(error as Error).message}; the node's log:\n${this.logTail(node.endpoints.id)}`);
     }
     node.state = "running";
+    node.exitCode = undefined;
+    this.#watchExit(node);
+  }
+
+  /**
+   * Notices when the node of the container just started exits by itself (pgraft start exits with code 3
+   * once it learns it was removed; the container stops with it): the node is then "exited" with that
+   * code, as a local process would be, so that the runner neither restarts a node that left nor samples
+   * its gone PostgreSQL. One engine `wait` per start, answered when the container stops; a crash, a
+   * restart or the teardown makes it stale (generation) and it is ignored.
+   */
+  #watchExit(node: ContainerNode): void {
+    const generation = node.generation;
+    const containerId = node.container!.getId();
+    void (async () => {
+      let statusCode: unknown;
+      try {
+        const { testcontainers } = await this.#prepare();
+        const client = await testcontainers.getContainerRuntimeClient();
+        statusCode = ((await client.container.getById(containerId).wait()) as { StatusCode?: unknown } | undefined)?.StatusCode;
+      } catch (error) {
+        if (!this.#destroyed && node.generation === generation) this.#options.note?.(`testcontainers: cannot watch ${node.endpoints.name}'s container for its exit: ${(error as Error).message}`);
+        return;
+      }
+      if (this.#destroyed || node.generation !== generation) return;
+      if (node.state !== "running" && node.state !== "paused") return;
+      node.state = "exited";
+      node.exitCode = typeof statusCode === "number" ? statusCode : undefined;
+      this.#options.note?.(`testcontainers: ${node.endpoints.name} exited by itself (code ${node.exitCode ?? "unknown"})`);
+    })();
   }
 
   /**
@@ -396,6 +459,35 @@ interface LabelledContainer {
   readonly id: string;
   readonly name: string;
   readonly run: string;
+}
+
+/**
+ * The environment of a node's container: the log level and, when the node has dials to redirect,
+ * dial-redirect.mjs preloaded from the image through NODE_OPTIONS (it reaches the node however it is
+ * launched: the mounted bundle or bin/pgraft.js through tsx) with the map in PGRAFT_CHAOS_DIAL_REDIRECTS.
+ * Nothing of the host's environment goes in: the container has its own.
+ */
+export function containerEnvironment(dialRedirects: Readonly<Record<string, string>>, logLevel: string): Record<string, string> {
+  const environment: Record<string, string> = { PGRAFT_LOG_LEVEL: logLevel };
+  if (Object.keys(dialRedirects).length === 0) return environment;
+  environment.NODE_OPTIONS = `--import=${pathToFileURL(DIAL_REDIRECT_MODULE_IN_IMAGE).href}`;
+  environment[DIAL_REDIRECTS_VARIABLE] = JSON.stringify(dialRedirects);
+  return environment;
+}
+
+/**
+ * Throws unless every source and target of `dialRedirects` is a loopback "host:port": a container in
+ * the host's network reaches the runner's proxies only there, and dial-redirect.mjs would stop the node
+ * at start (seen only in its log) over a malformed one.
+ */
+export function checkDialRedirects(name: string, dialRedirects: Readonly<Record<string, unknown>>): void {
+  for (const [from, to] of Object.entries(dialRedirects)) {
+    for (const address of [from, to]) {
+      if (typeof address !== "string" || !LOOPBACK_ADDRESS.test(address) || Number(address.slice(address.lastIndexOf(":") + 1)) > 65_535) {
+        throw new Error(`Cannot start ${name}: its dial redirect ${JSON.stringify(from)} -> ${JSON.stringify(to)} names ${JSON.stringify(address)}, not a loopback "127.x.y.z:port"; give NodeSpec.dialRedirects as {"127.0.0.1:PORT": "127.0.0.1:PORT"}`);
+      }
+    }
+  }
 }
 
 /** Containers of chaos runs whose owner process is gone (a run killed before its teardown). */

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadScenarioFile } from "../../sim/scenario/index.ts";
 import { run, stopDockerEngine } from "../../chaos/containers/engine.ts";
+import { PROJECT_PATHS_IN_IMAGE } from "../../chaos/containers/image.ts";
 import { setupContainers } from "../../chaos/containers/setup.ts";
 import { registryDirectory } from "../../chaos/providers/run-registry.ts";
 import { RUN_LABEL, TestcontainersProvider } from "../../chaos/providers/testcontainers.ts";
@@ -38,7 +39,7 @@ const checkoutRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\
  */
 function snapshotProject(): string {
   const directory = mkdtempSync(join(tmpdir(), "pgraft-ci-containers-"));
-  for (const name of ["src", "bin", "package.json", "package-lock.json"]) {
+  for (const name of [...PROJECT_PATHS_IN_IMAGE, "package-lock.json"]) {
     if (existsSync(join(checkoutRoot, name))) cpSync(join(checkoutRoot, name), join(directory, name), { recursive: true });
   }
   symlinkSync(join(checkoutRoot, "node_modules"), join(directory, "node_modules"));

@@ -3,8 +3,9 @@
  * the chaos image is built (or found in the cache, and a second call is a cache hit), and one node in a
  * container of that image runs `pgraft start` with its PostgreSQL, answers on 127.0.0.1, keeps its data
  * (a Raft write and a SQL row) across docker kill and restart, freezes under docker pause, and leaves no
- * container or directory behind. A container left by a run whose owner died is removed by the next
- * run's cleanStale().
+ * container or directory behind. A node's dials follow its dial redirects inside its container, and a
+ * node that exits by itself is seen as exited with its exit code. A container left by a run whose
+ * owner died is removed by the next run's cleanStale().
  *
  * This file needs a Docker engine and fails (never skips) when none can be had: the failure names the
  * fix (`apt-get install -y docker.io debootstrap`, then `npm run chaos -- --setup`). A first image
@@ -12,12 +13,13 @@
  */
 import test from "ava";
 import { spawnSync } from "node:child_process";
+import net from "node:net";
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDockerEngine, run, stopDockerEngine, type DockerEngine } from "../../chaos/containers/engine.ts";
-import { ensureChaosImage, type ChaosImage } from "../../chaos/containers/image.ts";
+import { ensureChaosImage, PROJECT_PATHS_IN_IMAGE, type ChaosImage } from "../../chaos/containers/image.ts";
 import { RUN_LABEL, TestcontainersProvider } from "../../chaos/providers/testcontainers.ts";
 import { get, put, sleep } from "../server/process-cluster.ts";
 
@@ -30,7 +32,7 @@ const checkoutRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\
  */
 function snapshotProject(): string {
   const directory = mkdtempSync(join(tmpdir(), "pgraft-containers-test-"));
-  for (const name of ["src", "bin", "package.json", "package-lock.json"]) {
+  for (const name of [...PROJECT_PATHS_IN_IMAGE, "package-lock.json"]) {
     if (existsSync(join(checkoutRoot, name))) cpSync(join(checkoutRoot, name), join(directory, name), { recursive: true });
   }
   symlinkSync(join(checkoutRoot, "node_modules"), join(directory, "node_modules"));
@@ -183,6 +185,73 @@ test.serial("a node in a container answers on 127.0.0.1, keeps its data across k
   await provider.destroy();
   t.deepEqual(await labelled(provider.runId), [], "no container of the run is left");
   t.false(existsSync(runDirectory), "the run's directory is gone");
+});
+
+/** A listener on 127.0.0.1 that counts the connections it accepts (and closes each). */
+async function countingListener(): Promise<{ server: net.Server; port: number; accepted: () => number }> {
+  let accepted = 0;
+  const server = net.createServer((socket) => {
+    accepted++;
+    socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, port: (server.address() as net.AddressInfo).port, accepted: () => accepted };
+}
+
+test.serial("a node's dials follow its redirects inside the container; a node that exits by itself is exited with its code", async (t) => {
+  t.timeout(10 * 60_000);
+  ready();
+  const provider = new TestcontainersProvider({ projectRoot, note: progress, label: "containers-redirect" });
+  providers.push(provider);
+  // n2's configured address: nothing listens there (a listener opened and closed gives a free port).
+  const nowhere = await countingListener();
+  await new Promise<void>((resolve) => nowhere.server.close(() => resolve()));
+  const target = await countingListener();
+  t.teardown(() => void target.server.close());
+  const endpoints = await provider.reserveNode(1);
+  await provider.startNode({
+    id: 1,
+    postgres: false,
+    settings: [
+      "pgraft.cluster_id=containers-redirect",
+      "pgraft.name=n1",
+      `pgraft.initial_cluster=n1=127.0.0.1:${endpoints.peerPort},n2=127.0.0.1:${nowhere.port}`,
+      `pgraft.client_urls=n1=127.0.0.1:${endpoints.clientPort}`,
+    ],
+    dialRedirects: { [`127.0.0.1:${nowhere.port}`]: `127.0.0.1:${target.port}` },
+  });
+  await waitForAnswer(endpoints.clientUrl, 120_000, () => provider.logTail(1));
+  // The node dials n2 at its configured address and keeps retrying; the redirect takes it to `target`.
+  const deadline = Date.now() + 60_000;
+  while (target.accepted() === 0 && Date.now() < deadline) await sleep(200);
+  t.true(target.accepted() > 0, `n1 never reached the redirect target; its log:\n${provider.logTail(1)}`);
+  t.regex(provider.logTail(1, 100_000), new RegExp(`peer n2 \\(127\\.0\\.0\\.1:${nowhere.port}\\)`), "the node itself still names n2's configured address");
+
+  // A crash is the runner's doing: the node is "crashed", not "exited", and has no exit code.
+  await provider.crashNode(1);
+  await sleep(1_000);
+  t.is(provider.nodeState(1), "crashed");
+  t.is(provider.exitCode(1), undefined);
+
+  // A node that stops by itself (here: a setting pgraft start refuses) is noticed, with its exit code.
+  const refusing = await provider.reserveNode(2);
+  await provider.startNode({
+    id: 2,
+    postgres: false,
+    settings: ["pgraft.cluster_id=containers-redirect", "pgraft.name=n2", `pgraft.initial_cluster=n2=127.0.0.1:${refusing.peerPort}`, "pgraft.election_timeout=soon"],
+  });
+  const exitDeadline = Date.now() + 120_000;
+  while (provider.nodeState(2) === "running" && Date.now() < exitDeadline) await sleep(200);
+  t.is(provider.nodeState(2), "exited", provider.logTail(2));
+  const engineCode = Number((await run("docker", ["inspect", "--format", "{{.State.ExitCode}}", `pgraft-chaos-${provider.runId}-n2`], { timeoutMs: 60_000 })).trim());
+  t.not(engineCode, 0, provider.logTail(2));
+  t.is(provider.exitCode(2), engineCode);
+  // A restart clears it.
+  await provider.restartNode(1);
+  t.is(provider.nodeState(1), "running");
+  t.is(provider.exitCode(1), undefined);
+  await provider.destroy();
+  t.deepEqual(await labelled(provider.runId), [], "no container of the run is left");
 });
 
 test.serial("cleanStale removes the containers of a run whose owner died, and only those", async (t) => {
