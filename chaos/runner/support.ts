@@ -55,7 +55,7 @@ export function checkSupport(scenario: Scenario, capabilities: ProviderCapabilit
         reason:
           `the provider cannot fault the links into ${joiners} (added at run time) one by one: every member reaches such a node at the one address in ` +
           `its configuration entry, and ${capabilities.description} cannot send each member's connections through a proxy of their own (no redirectDials); ` +
-          "run it with --provider local",
+          "run it with --provider local or --provider testcontainers",
       });
     }
   }

@@ -11,7 +11,6 @@
  * --provider testcontainers` (learner-with-old-leader, leader-leaves-partitioned).
  */
 import test from "ava";
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
@@ -22,6 +21,10 @@ import { chaosImageName, DIAL_REDIRECT_MODULE_PATH, PROJECT_DIRECTORY_IN_IMAGE, 
 import { DIAL_REDIRECT_MODULE } from "../../chaos/providers/local.ts";
 import { checkDialRedirects, CONTAINER_CAPABILITIES, containerEnvironment, DIAL_REDIRECT_MODULE_IN_IMAGE } from "../../chaos/providers/testcontainers.ts";
 import { checkSupport } from "../../chaos/runner/support.ts";
+import { replyServer, runChild } from "./child-fixtures.ts";
+
+/** A container's environment holds only what the provider sets (and PATH, to find node). */
+const CONTAINER_LIKE = { PATH: process.env.PATH ?? "" };
 
 const checkoutRoot = fileURLToPath(new URL("../..", import.meta.url)).replace(/\/$/, "");
 
@@ -70,32 +73,10 @@ test("a change to dial-redirect.mjs names a new image (so the image is rebuilt);
   t.throws(() => chaosImageName(project, rootKey), { message: /Cannot build the chaos image: .*chaos\/runner\/dial-redirect\.mjs is missing/ });
 });
 
-/** Runs `code` (an ES module) in a child node with exactly `environment` (plus PATH). */
-function runChild(code: string, environment: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", code], { env: { PATH: process.env.PATH ?? "", ...environment } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.on("error", reject);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-async function server(reply: string): Promise<net.Server> {
-  const listener = net.createServer((socket) => socket.end(reply));
-  await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
-  return listener;
-}
 
 test("the container's environment sends a node's dials to the redirect target (checkout standing in for /opt/pgraft)", async (t) => {
-  const joiner = await server("joiner");
-  const proxy = await server("proxy");
+  const joiner = await replyServer("joiner");
+  const proxy = await replyServer("proxy");
   t.teardown(() => {
     joiner.close();
     proxy.close();
@@ -111,9 +92,9 @@ test("the container's environment sends a node's dials to the redirect target (c
   const environment = containerEnvironment({ [`127.0.0.1:${port(joiner)}`]: `127.0.0.1:${port(proxy)}` }, "info");
   const onHost = { ...environment, NODE_OPTIONS: environment.NODE_OPTIONS!.replace(`file://${PROJECT_DIRECTORY_IN_IMAGE}/`, `file://${checkoutRoot}/`) };
   t.not(onHost.NODE_OPTIONS, environment.NODE_OPTIONS);
-  const redirected = await runChild(code, onHost);
+  const redirected = await runChild(code, onHost, CONTAINER_LIKE);
   t.is(redirected.stdout, "proxy", redirected.stderr);
-  const direct = await runChild(code, containerEnvironment({}, "info"));
+  const direct = await runChild(code, containerEnvironment({}, "info"), CONTAINER_LIKE);
   t.is(direct.stdout, "joiner", direct.stderr);
 });
 

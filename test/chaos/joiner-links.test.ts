@@ -5,7 +5,6 @@
  * process); without one, the steps that would fault such links are refused before the run, each named.
  */
 import test from "ava";
-import { spawn } from "node:child_process";
 import net from "node:net";
 import { loadScenarioFile } from "../../sim/scenario/index.ts";
 import type { ClusterProvider, NodeEndpoints, ProviderCapabilities } from "../../chaos/providers/provider.ts";
@@ -13,6 +12,7 @@ import { dialRedirectEnvironment } from "../../chaos/providers/local.ts";
 import { joinerIds, linkPairs, stepsFaultingJoinerLinks } from "../../chaos/runner/joiners.ts";
 import { runChaosScenario } from "../../chaos/runner/run.ts";
 import { checkSupport, describeRefusal } from "../../chaos/runner/support.ts";
+import { replyServer, runChild } from "./child-fixtures.ts";
 
 const LOCAL_LIKE: ProviderCapabilities = { crash: true, restart: true, pause: true, postgres: true, corruptData: true, redirectDials: true, description: "test processes" };
 const NO_REDIRECT: ProviderCapabilities = { ...LOCAL_LIKE, redirectDials: undefined, description: "test containers" };
@@ -50,33 +50,11 @@ test("without redirectDials, a partition naming the joiner is refused naming its
   t.deepEqual(checkSupport(loadScenarioFile("scenarios/one-way-cut.yaml"), NO_REDIRECT).refusals, []);
 });
 
-/** Runs `code` (an ES module) in a child node with `environment`; resolves with its stdout. */
-function runChild(code: string, environment: Record<string, string>): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--input-type=module", "-e", code], { env: { ...process.env, NODE_OPTIONS: "", ...environment } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => child.kill("SIGKILL"), 20_000);
-    child.on("error", reject);
-    child.on("exit", (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
-
-async function server(reply: string): Promise<net.Server> {
-  const listener = net.createServer((socket) => socket.end(reply));
-  await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
-  return listener;
-}
 
 test("a node's dials to a redirected address reach the proxy's address (both net.connect forms); others go direct", async (t) => {
-  const joiner = await server("joiner");
-  const proxy = await server("proxy");
-  const other = await server("other");
+  const joiner = await replyServer("joiner");
+  const proxy = await replyServer("proxy");
+  const other = await replyServer("other");
   t.teardown(() => {
     for (const listener of [joiner, proxy, other]) listener.close();
   });

@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from "ava";
 import { spawn } from "node:child_process";
 import { sleep } from "../server/process-cluster.ts";
 import { etcdctl, requirePrograms, startEtcd, startPgraft, type EtctlResult, type Target } from "./targets.ts";
+import { readJsonLines } from "./json-lines.ts";
 
 const targets: Target[] = [];
 let closing: Promise<void> | undefined;
@@ -345,18 +346,10 @@ async function gatewayWatch(url: string, request: unknown, enough: (lines: any[]
   const lines: any[] = [];
   try {
     const response = await fetch(`${url}/v3/watch`, { method: "POST", body: JSON.stringify(request), signal: controller.signal });
-    let buffered = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline).trim();
-        buffered = buffered.slice(newline + 1);
-        if (line) lines.push(JSON.parse(line));
-      }
-      if (enough(lines)) break;
-    }
+    await readJsonLines(response.body!, (line) => {
+      lines.push(line);
+      return enough(lines);
+    });
   } catch (error) {
     if (!controller.signal.aborted) throw error;
   } finally {

@@ -5,6 +5,7 @@
 import test from "ava";
 import { ProcessCluster, base64, put, type ProcessNode } from "../server/process-cluster.ts";
 import { freeBasePort } from "./targets.ts";
+import { readJsonLines } from "./json-lines.ts";
 
 const WRITES_BEFORE = 20;
 const WRITES_AFTER = 20;
@@ -38,27 +39,14 @@ function watchPrefix(node: ProcessNode, prefix: string, signal: AbortSignal): { 
         body: JSON.stringify({ create_request: { key: base64(prefix), range_end: base64(rangeEnd) } }),
         signal,
       });
-      const reader = response.body!.getReader();
-      const decoder = new TextDecoder();
-      let buffered = "";
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        buffered += decoder.decode(value, { stream: true });
-        let newline: number;
-        while ((newline = buffered.indexOf("\n")) >= 0) {
-          const line = buffered.slice(0, newline).trim();
-          buffered = buffered.slice(newline + 1);
-          if (line === "") continue;
-          const message = JSON.parse(line) as { result?: { created?: boolean; events?: Array<{ type?: string; kv: { key: string; mod_revision: string } }> }; error?: unknown };
-          if (message.error !== undefined) errors.push(JSON.stringify(message.error));
-          if (message.result?.created) resolveCreated();
-          for (const event of message.result?.events ?? []) {
-            if (event.type === "DELETE") continue;
-            events.push({ key: Buffer.from(event.kv.key, "base64").toString("utf8"), modRevision: Number(event.kv.mod_revision) });
-          }
+      await readJsonLines(response.body!, (message: { result?: { created?: boolean; events?: Array<{ type?: string; kv: { key: string; mod_revision: string } }> }; error?: unknown }) => {
+        if (message.error !== undefined) errors.push(JSON.stringify(message.error));
+        if (message.result?.created) resolveCreated();
+        for (const event of message.result?.events ?? []) {
+          if (event.type === "DELETE") continue;
+          events.push({ key: Buffer.from(event.kv.key, "base64").toString("utf8"), modRevision: Number(event.kv.mod_revision) });
         }
-      }
+      });
     } catch (error) {
       if (!signal.aborted) errors.push((error as Error).message);
     }

@@ -25,6 +25,7 @@ import { spawn } from "node:child_process";
 import { etcdPackage } from "../../src/api/grpc-proto.ts";
 import { sleep } from "../server/process-cluster.ts";
 import { requirePrograms, startEtcd, startPgraft, type Target } from "./targets.ts";
+import { readJsonLines } from "./json-lines.ts";
 
 /** The progress-notify interval both systems run with. */
 const PROGRESS_INTERVAL = "1s";
@@ -334,23 +335,10 @@ function gatewayWatch(target: Target, body: string, signal: AbortSignal): { mess
     const response = await fetch(`${target.endpoints[0]}/v3/watch`, { method: "POST", headers: { "content-type": "application/json" }, body, signal });
     void (async () => {
       try {
-        const reader = response.body!.getReader();
-        const decoder = new TextDecoder();
-        let buffered = "";
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          buffered += decoder.decode(value, { stream: true });
-          let newline: number;
-          while ((newline = buffered.indexOf("\n")) >= 0) {
-            const line = buffered.slice(0, newline).trim();
-            buffered = buffered.slice(newline + 1);
-            if (line === "") continue;
-            const parsed = JSON.parse(line) as { result?: Message; error?: unknown };
-            if (parsed.result !== undefined) messages.push(parsed.result);
-            else errors.push(line);
-          }
-        }
+        await readJsonLines(response.body!, (parsed: { result?: Message; error?: unknown }, line) => {
+          if (parsed.result !== undefined) messages.push(parsed.result);
+          else errors.push(line);
+        });
       } catch (error) {
         if (!signal.aborted) errors.push((error as Error).message);
       }
