@@ -4,7 +4,7 @@
  * Every member reaches a joiner at the one address in its configuration entry (pgraft_add_node's host
  * and port), not at an address of its own choosing as with pgraft.initial_cluster. So the links into a
  * joiner can go through a proxy per ordered pair only when the provider redirects each node's dials to
- * that address (capabilities.redirectDials: the local provider preloads dial-redirect.mjs). Without
+ * that address (capabilities.redirectDials: both providers preload dial-redirect.mjs). Without
  * it, only the joiner's own links out have proxies, and runner/support.ts refuses the steps that would
  * fault the links into it.
  */
