@@ -902,7 +902,7 @@ class ChaosRun {
           lostLines.push(line.message);
         }
         if (sql.problem !== undefined) unreadLines.push(`Liveness: ${sql.problem}`);
-        const agreement = await settleAgreement(this.sqlConnectionsFor("agreement"), this.runningIds(), () => this.observer?.latest?.leader, SQL_SETTLE_MS, sleep);
+        const agreement = await settleAgreement(this.sqlConnectionsFor("agreement"), () => this.runningIds(), () => this.observer?.latest?.leader, SQL_SETTLE_MS, sleep);
         this.sqlAgreed = agreement === undefined;
         if (agreement !== undefined) sqlLines.push(`SQL: ${SQL_SETTLE_MS / 1000} s after recovery the SQL functions still disagree with /health: ${agreement}`);
       }

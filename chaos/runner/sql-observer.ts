@@ -166,11 +166,20 @@ export function tenures(health: readonly Sample[]): { leader: number; term: numb
  * pgraft_get_worker_state(), pgraft_is_leader() is true on `leader` alone, and every node's
  * pgraft_get_leader() names it. Returns undefined when that happened, else what was seen last.
  */
-export async function settleAgreement(connections: SqlConnections, ids: readonly number[], leader: () => number | undefined, timeoutMs: number, sleep: (ms: number) => Promise<void>): Promise<string | undefined> {
+export async function settleAgreement(
+  connections: SqlConnections,
+  runningIds: () => readonly number[],
+  leader: () => number | undefined,
+  timeoutMs: number,
+  sleep: (ms: number) => Promise<void>,
+): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   let last = "nothing was read";
   for (;;) {
     const expected = leader();
+    // Read again each round: a node restarted by the liveness phase may stop on its own while we wait
+    // (a disk the scenario corrupted fails its checksum), and it is no longer one that must agree.
+    const ids = runningIds();
     const views = await Promise.all(
       ids.map(async (id) => {
         try {

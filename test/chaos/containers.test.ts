@@ -225,7 +225,12 @@ test.serial("a node's dials follow its redirects inside the container; a node th
   const deadline = Date.now() + 60_000;
   while (target.accepted() === 0 && Date.now() < deadline) await sleep(200);
   t.true(target.accepted() > 0, `n1 never reached the redirect target; its log:\n${provider.logTail(1)}`);
-  t.regex(provider.logTail(1, 100_000), new RegExp(`peer n2 \\(127\\.0\\.0\\.1:${nowhere.port}\\)`), "the node itself still names n2's configured address");
+  // The node logs the failed dial after the target closed the connection, and its log reaches the file
+  // a moment later: wait for the line rather than read once (CI caught a read that came too early).
+  const namesConfigured = new RegExp(`peer n2 \\(127\\.0\\.0\\.1:${nowhere.port}\\)`);
+  const logDeadline = Date.now() + 30_000;
+  while (!namesConfigured.test(provider.logTail(1, 100_000)) && Date.now() < logDeadline) await sleep(200);
+  t.regex(provider.logTail(1, 100_000), namesConfigured, "the node itself still names n2's configured address");
 
   // A crash is the runner's doing: the node is "crashed", not "exited", and has no exit code.
   await provider.crashNode(1);

@@ -103,8 +103,34 @@ test("refusals are failed writes, an unknown outcome or a broken connection is u
 test("agreement after recovery waits for SQL to name the /leader node, and says what it saw when it never does", async (t) => {
   const running = { is_leader: false, leader_id: 1, term: 3, worker_state: "RUNNING" };
   const agreeing = scripted([[{ ...running, is_leader: true }], [running]]);
-  t.is(await settleAgreement(agreeing, [1, 2], () => 1, 1000, async () => undefined), undefined);
+  t.is(await settleAgreement(agreeing, () => [1, 2], () => 1, 1000, async () => undefined), undefined);
   const stale = scripted(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? [{ ...running, worker_state: "STOPPED" }] : [running])));
-  const problem = await settleAgreement(stale, [1, 2], () => 1, 0, async () => undefined);
+  const problem = await settleAgreement(stale, () => [1, 2], () => 1, 0, async () => undefined);
   t.regex(problem ?? "", /\/leader names n1; SQL: n1 STOPPED, is_leader false, leader 1, term 3; n2 RUNNING/);
+});
+
+test("agreement re-reads the running nodes each round: a node that stopped while we waited no longer counts", async (t) => {
+  const running = { is_leader: false, leader_id: 1, term: 3, worker_state: "RUNNING" };
+  // n3 answers nothing (its server went away); n1 leads and n2 follows.
+  const rounds = Array.from({ length: 10 }, () => [[{ ...running, is_leader: true }], [running]]).flat();
+  const queried: number[] = [];
+  const connections = {
+    async query(id: number) {
+      queried.push(id);
+      if (id === 3) throw new Error("connect ECONNREFUSED 127.0.0.1:5432");
+      return rounds.shift() ?? [];
+    },
+  } as unknown as Parameters<typeof settleAgreement>[0];
+  let ids = [1, 2, 3];
+  let round = 0;
+  const problem = await settleAgreement(connections, () => ids, () => 1, 60_000, async () => {
+    round++;
+    if (round === 2) ids = [1, 2]; // n3 exited on its own after the second round
+  });
+  t.is(problem, undefined);
+  t.true(queried.filter((id) => id === 3).length === 2, `n3 was read in the first two rounds only: ${queried.join(",")}`);
+  // With a list taken once, the same history never settles: n3 keeps failing.
+  const once = [1, 2, 3];
+  const stuck = await settleAgreement(connections, () => once, () => 1, 0, async () => undefined);
+  t.regex(stuck ?? "", /n3 error \(connect ECONNREFUSED/);
 });
