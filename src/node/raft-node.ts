@@ -26,6 +26,9 @@ import { decodeWrite, encodeWrite, validateWrite, type KvOutput, type KvWrite, t
 import { KvStore } from "../kv/kv-store.ts";
 import type { TimerHandle, Timers, Transport } from "./environment.ts";
 
+/** Lateness of a tick below this is clock rounding, not an event loop delay. */
+const TICK_LATE_MS_MIN = 0.001;
+
 export type ClientResult =
   | { readonly ok: true; readonly output: KvWriteOutput; readonly index: number }
   | { readonly ok: false; readonly error: PgraftError };
@@ -140,6 +143,8 @@ export class RaftNode {
   #readBatch: PendingRead[] = [];
   #batchTimer: TimerHandle | undefined;
   #tickTimer: TimerHandle | undefined;
+  /** When the next tick is due on this node's clock: ticks keep to a grid of tickMs from the start. */
+  #tickDueMs: number | undefined;
   /** A Ready pass scheduled for the messages received in this event-loop turn (see receive()). */
   #readyTimer: TimerHandle | undefined;
   #readRequestId = 0;
@@ -384,9 +389,27 @@ export class RaftNode {
     return this.#options.pendingRequestsMax ?? PENDING_REQUESTS_MAX_DEFAULT;
   }
 
+  /**
+   * Ticks keep to a grid of tickMs on the node's clock, as Go's time.Ticker behind etcd's ticks does.
+   * A chain of after(tickMs) drifts: every timer fires late by the event loop's delay, and on a busy
+   * machine 20 ticks of 10 ms took 250-300 ms, so a node's election timeout and CheckQuorum window
+   * were longer than configured (the chaos run of frequent-elections saw a leader survive that the
+   * configured window would have stepped down). A tick that comes too late is not made up for by a
+   * burst of ticks (after a stall that would start elections at once); the next is due on the grid.
+   * In the simulator timers fire on time, so the ticks are what they were, except after a pause.
+   */
   #scheduleTick(): void {
     if (this.#stopped) return;
-    this.#tickTimer = this.#options.timers.after(this.#options.tickMs, () => {
+    const timers = this.#options.timers;
+    const tickMs = this.#options.tickMs;
+    const nowMs = timers.nowMs();
+    // How late the tick that just ran came; never negative (a timer may fire a hair early), and
+    // below a microsecond it is the rounding of a drifting simulated clock, not lateness.
+    const lateMs = this.#tickDueMs === undefined ? 0 : nowMs - this.#tickDueMs;
+    const delayMs = lateMs < TICK_LATE_MS_MIN ? tickMs : tickMs - (lateMs % tickMs);
+    assert(delayMs > 0 && delayMs <= tickMs, `next tick in ${delayMs} ms, tick ${tickMs} ms, late ${lateMs} ms`);
+    this.#tickDueMs = nowMs + delayMs;
+    this.#tickTimer = timers.after(delayMs, () => {
       this.tick();
       this.#scheduleTick();
     });
