@@ -28,6 +28,7 @@ import type { PgraftLogger } from "./logger.ts";
 import { PACKAGE_VERSION } from "./version.ts";
 import { MembershipChangeInProgressError } from "../errors.ts";
 import type { DirectoryLock } from "../storage/directory-lock.ts";
+import { REMOVED_MARKER_FILE, rejoinAdvice, writeRemovedMark } from "./removed-marker.ts";
 import { preflight } from "./preflight.ts";
 import { createMemberAttributesRoute, MEMBER_ATTRIBUTES_PATH } from "./member-attributes.ts";
 
@@ -301,11 +302,14 @@ export class NodeServer {
     const notice =
       `This node (${config.name}, node ${config.nodeId}) was removed from the cluster: ${how}. It no longer votes, campaigns or serves requests` +
       (idle ? "; it idles (pgraft.on_removed = idle) with /health answering 503 until it is stopped. " : ` and exits with code ${REMOVED_EXIT_CODE} (pgraft.on_removed = exit). `) +
-      `Do not start it again as it is: to bring this machine back as a new member, wipe its data directory ${config.dataDir}, ` +
-      "start it with pgraft.initial_cluster_state = existing, and add it on the leader " +
-      `(pgraft member add --peer-url http://${formatHostAndPort({ host: config.listenHost, port: config.listenPort })}${own === undefined ? "" : ` --client-url ${own}`} --name ${config.name})`;
+      rejoinAdvice(config, own);
     this.#removal = notice;
     this.#logger.error({ removed: true }, notice);
+    try {
+      writeRemovedMark(config.dataDir, { clusterId: config.clusterId, nodeId: config.nodeId, name: config.name, removedAt: new Date().toISOString(), how });
+    } catch (error) {
+      this.#logger.error(`Cannot write ${REMOVED_MARKER_FILE} in ${config.dataDir} (${error instanceof Error ? error.message : String(error)}): a restart of this node will not know it was removed; do not restart it`);
+    }
     clearInterval(this.#publishTimer);
     this.node.stop();
     void this.transport.close();

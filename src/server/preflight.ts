@@ -7,13 +7,15 @@
  *   2  the settings point at something unusable (a file as pgraft.data_dir, an address that is not
  *      this machine's): correct the settings;
  *   1  the environment is in the way (permissions, a read-only file system, a port another process
- *      holds, a data directory another node has locked): fix the machine, the settings may be right.
+ *      holds, a data directory another node has locked): fix the machine, the settings may be right;
+ *   3  the data directory belongs to a member removed from the cluster (removed-marker.ts).
  */
 import * as fs from "node:fs";
 import { createServer } from "node:net";
 import * as path from "node:path";
 import type { PgraftConfig } from "../config/index.ts";
 import { DataDirectoryLockedError, DirectoryLock } from "../storage/directory-lock.ts";
+import { readRemovedMark, removedStartMessage } from "./removed-marker.ts";
 
 export type StartupErrorCode =
   | "data_dir_not_directory"
@@ -23,15 +25,16 @@ export type StartupErrorCode =
   | "port_in_use"
   | "port_not_permitted"
   | "address_not_local"
-  | "secret_unreadable";
+  | "secret_unreadable"
+  | "removed_member";
 
 export class StartupError extends Error {
   override name = "StartupError";
   constructor(
     readonly code: StartupErrorCode,
     message: string,
-    /** What `pgraft start` exits with: 2 for settings to correct, 1 for the environment. */
-    readonly exitCode: 1 | 2,
+    /** What `pgraft start` exits with: 2 for settings to correct, 1 for the environment, 3 removed. */
+    readonly exitCode: 1 | 2 | 3,
   ) {
     super(message);
   }
@@ -49,6 +52,9 @@ export async function preflight(config: PgraftConfig): Promise<DirectoryLock> {
     throw fileSystemError(directory, error, "lock");
   }
   try {
+    // A member removed from the cluster left its mark: refuse before the node talks to any peer.
+    const mark = readRemovedMark(directory);
+    if (mark !== undefined) throw new StartupError("removed_member", removedStartMessage(config, mark), 3);
     await checkPorts(config);
     checkSecretFile(config);
   } catch (error) {

@@ -1,5 +1,6 @@
 // The README's walk-through on real `pgraft start` processes: three founders; n4 joins with its
-// client URL (pgraft member add --client-url); n2 is removed and stops by itself, saying what to do;
+// client URL (pgraft member add --client-url); n2 is removed and stops by itself, saying what to do,
+// and refuses to start again on its data directory;
 // every member's name and client URL are in the membership (each node publishes its own), so a
 // follower forwards to n4 when it leads, `pgraft status` and `pgraft member` given only n1 reach the
 // whole cluster, and a kill -9 of the leader afterwards leaves a working cluster. A second test:
@@ -94,6 +95,14 @@ test("add n4 with its client URL, remove n2 (it exits, saying what to do), forwa
   const logLengths = [n1, n3, n4].map((node) => node.log.length);
   await sleep(4_000); // Over two election timeouts: a removed node still campaigning would show here.
   [n1, n3, n4].forEach((node, i) => t.notRegex(node.log.slice(logLengths[i]), /MsgPreVote from 2\b/, `${node.name} heard no campaign from n2`));
+
+  // Started again as it is, n2 refuses at once: its data directory holds the mark of its removal
+  // (without it, a restarted n2 did not know it had been a member and pre-campaigned for good).
+  const n2LogBefore = n2.log.length;
+  c.start(n2, [], founders);
+  t.is(await exited(n2), 3, n2.log.slice(-3000));
+  t.regex(n2.log.slice(n2LogBefore), /Cannot start n2 \(node 2\): it was removed from cluster \S+ on \d{4}-\d\d-\d\dT\S+ \(.+\), as \S+REMOVED records\. Do not start it again as it is/);
+  t.regex(n2.log.slice(n2LogBefore), /wipe its data directory/);
 
   // n4 leads; n1, whose pgraft.client_urls has no n4, forwards to it from the membership.
   const leader = await c.waitForLeader(20_000);

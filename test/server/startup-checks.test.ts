@@ -156,3 +156,32 @@ test("an unreadable secret file is a settings error (exit 2), without a stack tr
   t.regex(stderr, /pgraft\.auth_secret_file/);
   t.notRegex(stderr, NO_STACK);
 });
+
+test("a data directory holding a removed member's mark: exit 3, what happened and what to do; a mark cut short still counts", async (t) => {
+  const directory = tempDirectory(t);
+  const { settings } = await settingsFor(directory);
+  mkdirSync(join(directory, "data"), { mode: 0o700 });
+  const mark = { clusterId: "preflight", nodeId: 1, name: "n1", removedAt: "2026-12-06T03:00:00.000Z", how: "the configuration committed at log index 12 no longer lists it" };
+  writeFileSync(join(directory, "data", "REMOVED"), `${JSON.stringify(mark)}\n`);
+  const { code, stderr } = await startNode(settings).exit;
+  t.is(code, 3, stderr);
+  t.regex(stderr, /removed_member/);
+  t.regex(stderr, /Cannot start n1 \(node 1\): it was removed from cluster preflight on 2026-12-06T03:00:00\.000Z \(the configuration committed at log index 12 no longer lists it\), as .*REMOVED records\. Do not start it again as it is: .*wipe its data directory/);
+  t.notRegex(stderr, NO_STACK);
+  t.notRegex(stderr, /listening for peers/, "refused before it opened its peer port");
+
+  // Cut short (a crash while writing it, an edit): still a removed member's directory.
+  writeFileSync(join(directory, "data", "REMOVED"), '{"clusterId":"pre');
+  const cut = await startNode(settings).exit;
+  t.is(cut.code, 3, cut.stderr);
+  t.regex(cut.stderr, /Cannot start n1 \(node 1\): it was removed from cluster preflight \(its mark reads .*clusterId.*pre.*\), as .*REMOVED records/);
+
+  // Without the mark the same directory starts (the refusal released its lock).
+  rmSync(join(directory, "data", "REMOVED"));
+  const started = startNode(settings);
+  t.teardown(() => started.child.kill("SIGKILL"));
+  const client = Number(settings.find((setting) => setting.startsWith("pgraft.client_address="))!.split(":").at(-1));
+  t.true(await healthy(client), started.stderr);
+  started.child.kill("SIGTERM");
+  t.is((await started.exit).code, 0);
+});
