@@ -26,6 +26,9 @@ import { describeMessage as describe, SimNetwork } from "./network.ts";
 import type { Random } from "./random.ts";
 import type { Trace } from "./trace.ts";
 
+/** Simulated time each part of a node's own snapshot takes to write in the background. */
+const SIM_SNAPSHOT_PART_MS = 1;
+
 export interface ClusterOptions {
   readonly nodeCount: number;
   readonly tickMs: number;
@@ -226,6 +229,23 @@ export class SimCluster {
           if (host.fsyncMs > 0) host.busyUntilMs = Math.max(host.busyUntilMs, this.clock.nowMs) + host.fsyncMs;
         },
         compact: (throughIndex) => storage.compact(throughIndex),
+        // The node's own snapshots go the way production saves them, in the background: each part and
+        // the final sync take simulated time on this incarnation's timers (a crash cancels them, and
+        // the snapshot is never committed), while the node goes on applying and answering.
+        beginSnapshot: (metadata) => ({
+          append: (_part, done) => void timers.after(SIM_SNAPSHOT_PART_MS, () => done()),
+          finish: (done) => void timers.after(Math.max(SIM_SNAPSHOT_PART_MS, host.fsyncMs), () => done()),
+          commit: (snapshot) => {
+            if (storage.snapshotIndex() >= metadata.index) return false;
+            if (host.crashDuringWrite || host.diskFailed) {
+              host.crashDuringWrite = false;
+              host.disk.failNextSync = true;
+            }
+            storage.save({ snapshot, entries: [] });
+            return true;
+          },
+          abandon: () => undefined,
+        }),
       },
       transport: { send: (message) => this.#sendFrom(host, message) },
       timers,

@@ -144,6 +144,8 @@ export class NodeServer {
           this.metrics.observeFsync((performance.now() - startMs) / 1000);
         },
         compact: (throughIndex) => storage.compact(throughIndex),
+        // The node's own snapshots are written off the event loop (FileDisk writes in the background).
+        beginSnapshot: (metadata) => storage.beginSnapshot(metadata),
       },
       // A leader sends its first append to a member it has just added before the Ready that added it
       // is persisted (early send): make the transport know the member first.

@@ -41,9 +41,18 @@ const SLICES: readonly Uint32Array[] = (() => {
 
 /** The CRC-32 of `bytes[start, end)`, as an unsigned 32-bit integer. */
 export function crc32(bytes: Uint8Array, start = 0, end = bytes.length): number {
+  return crc32Continue(0, bytes, start, end);
+}
+
+/**
+ * The CRC-32 of what `previous` was the CRC of, followed by `bytes[start, end)`: a payload written in
+ * parts (a snapshot saved off the event loop) is checksummed part by part, with the result of one pass.
+ * `previous` is 0 for the first part.
+ */
+export function crc32Continue(previous: number, bytes: Uint8Array, start = 0, end = bytes.length): number {
   checkRange(bytes, start, end);
   const [t0, t1, t2, t3, t4, t5, t6, t7] = SLICES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
-  let crc = 0xffffffff;
+  let crc = (previous ^ 0xffffffff) >>> 0;
   let i = start;
   for (const last8 = end - 8; i <= last8; i += 8) {
     const low = (crc ^ (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24))) >>> 0;

@@ -22,4 +22,24 @@ export interface Disk {
   truncate(name: string, size: number): void;
   /** Deletes `name`, durably; a missing file is not an error. */
   remove(name: string): void;
+  /**
+   * Optional: a new file written off the event loop, then put in place of `name` atomically (a snapshot
+   * of a large store). A disk without it has snapshots written with writeAtomic, on the loop.
+   */
+  openBackground?(name: string): BackgroundFile;
+}
+
+/**
+ * A file written in the background. Its callbacks run in a later turn, never inside the call. Until
+ * commit() nothing of it is visible under its target's name, and a crash leaves the old file.
+ */
+export interface BackgroundFile {
+  /** Writes `data` at byte `offset`; `done` runs once the write has returned (not yet durable). */
+  write(data: Uint8Array, offset: number, done: (error?: Error) => void): void;
+  /** Makes every write before it durable. */
+  sync(done: (error?: Error) => void): void;
+  /** Puts the file in place of its target, durably (rename, then the directory's fsync); synchronous. */
+  commit(): void;
+  /** Deletes the file; its target is left as it was. */
+  abandon(): void;
 }

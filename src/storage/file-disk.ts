@@ -14,7 +14,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { assert } from "../assert.ts";
-import type { Disk } from "./disk.ts";
+import type { BackgroundFile, Disk } from "./disk.ts";
 
 const TEMPORARY_SUFFIX = ".atomic-tmp";
 
@@ -107,6 +107,76 @@ export class FileDisk implements Disk {
     fs.renameSync(temporaryPath, this.pathOf(name));
     this.namesUnsyncedInDirectory.delete(name);
     this.syncDirectory();
+  }
+
+  /**
+   * A temporary file beside `name` (its name ends in the reserved suffix, so a crash leaves nothing the
+   * next open does not delete), written with node:fs's callback API on libuv's thread pool. commit()
+   * renames it over `name` and fsyncs the directory, as writeAtomic does.
+   */
+  openBackground(name: string): BackgroundFile {
+    const target = this.pathOf(name);
+    const temporaryPath = `${target}.background${TEMPORARY_SUFFIX}`;
+    const descriptor = fs.openSync(temporaryPath, "w", 0o600);
+    let state: "open" | "abandoning" | "closed" = "open";
+    // Writes and syncs on the thread pool. The descriptor is closed only once none is in flight: a
+    // number closed under a running write could be reused by another open and written to.
+    let inFlight = 0;
+    const settle = (): void => {
+      if (state !== "abandoning" || inFlight > 0) return;
+      state = "closed";
+      fs.closeSync(descriptor);
+      fs.rmSync(temporaryPath, { force: true });
+    };
+    const start = (what: string, done: (error?: Error) => void): boolean => {
+      if (state === "open") {
+        inFlight++;
+        return true;
+      }
+      process.nextTick(() => done(new Error(`FileDisk: ${what} on ${temporaryPath} after it was committed or abandoned`)));
+      return false;
+    };
+    const finish = (done: (error?: Error) => void, error?: Error): void => {
+      inFlight--;
+      settle();
+      done(error);
+    };
+    return {
+      write: (data, offset, done) => {
+        if (!start("write", done)) return;
+        const writeFrom = (written: number): void => {
+          fs.write(descriptor, data, written, data.length - written, offset + written, (error, bytes) => {
+            if (error) return finish(done, error);
+            this.bytesWritten += bytes;
+            if (written + bytes < data.length && state === "open") return writeFrom(written + bytes);
+            finish(done);
+          });
+        };
+        writeFrom(0);
+      },
+      sync: (done) => {
+        if (!start("sync", done)) return;
+        fs.fsync(descriptor, (error) => {
+          if (!error) this.fsyncCount++;
+          finish(done, error ?? undefined);
+        });
+      },
+      commit: () => {
+        assert(state === "open", `FileDisk: commit of ${temporaryPath} after it was committed or abandoned`);
+        assert(inFlight === 0, `FileDisk: commit of ${temporaryPath} while ${inFlight} writes are in flight`);
+        state = "closed";
+        fs.closeSync(descriptor);
+        this.closeDescriptor(name);
+        fs.renameSync(temporaryPath, target);
+        this.namesUnsyncedInDirectory.delete(name);
+        this.syncDirectory();
+      },
+      abandon: () => {
+        if (state !== "open") return;
+        state = "abandoning";
+        settle();
+      },
+    };
   }
 
   truncate(name: string, size: number): void {

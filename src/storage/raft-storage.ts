@@ -31,8 +31,8 @@
  * payload that follows still carries the record's checksum.
  */
 import { assert } from "../assert.ts";
-import { HARD_STATE_EMPTY, type Entry, type EntryKind, type HardState, type Snapshot } from "../core/types.ts";
-import { crc32, crc32PrefixLength } from "./crc32.ts";
+import { HARD_STATE_EMPTY, type Entry, type EntryKind, type HardState, type Snapshot, type SnapshotMetadata } from "../core/types.ts";
+import { crc32, crc32Continue, crc32PrefixLength } from "./crc32.ts";
 import type { Disk } from "./disk.ts";
 
 export const SEGMENT_ENTRIES_MAX_DEFAULT = 10_000;
@@ -92,6 +92,26 @@ export interface SaveBatch {
   readonly hardState?: HardState;
   readonly snapshot?: Snapshot;
   readonly entries: readonly Entry[];
+}
+
+/**
+ * A snapshot being saved off the event loop (RaftStorage.beginSnapshot): its image goes to a temporary
+ * file part by part, then finish() writes the record header and syncs, and commit() puts it in place.
+ * Callbacks run in a later turn. The node's own snapshots take this way; one from the leader is saved
+ * with save(), at once, and a background one it overtook is not committed.
+ */
+export interface BackgroundSnapshotWrite {
+  /** Appends the next part of the image. */
+  append(part: string, done: (error?: Error) => void): void;
+  /** Completes the record (length, checksum) and makes it durable. */
+  finish(done: (error?: Error) => void): void;
+  /**
+   * Makes `snapshot` (its data: the parts, joined) the stored snapshot, synchronously. False, and the
+   * file deleted, when a snapshot at the same index or a newer one is stored already.
+   */
+  commit(snapshot: Snapshot): boolean;
+  /** Gives up: the temporary file is deleted, the stored snapshot stays. */
+  abandon(): void;
 }
 
 /** One segment file, as indexed in memory: no file is read again after `open()` except by `state()`. */
@@ -190,6 +210,11 @@ export class RaftStorage {
   }
 
   /** Index of the newest entry stored, or the snapshot's index when the log holds nothing after it. */
+  /** The index of the stored snapshot (0: none). */
+  snapshotIndex(): number {
+    return this.snapshot?.metadata.index ?? 0;
+  }
+
   lastIndex(): number {
     const last = this.segments.at(-1);
     const snapshotIndex = this.snapshot?.metadata.index ?? 0;
@@ -234,6 +259,74 @@ export class RaftStorage {
     assert(this.firstIndex() <= snapshotIndex + 1, "compact(): a gap opened between the snapshot and the log");
   }
 
+  /**
+   * Starts saving a snapshot at `metadata` off the event loop, or returns undefined when the disk
+   * cannot write in the background (the simulator's): then save({ snapshot }) is the way. The file is
+   * the same record save() writes: the metadata as one line, then the image.
+   */
+  beginSnapshot(metadata: SnapshotMetadata): BackgroundSnapshotWrite | undefined {
+    if (this.disk.openBackground === undefined) return undefined;
+    assert(Number.isInteger(metadata.index) && metadata.index >= 1, `beginSnapshot(): snapshot index ${metadata.index} is not a log index`);
+    const file = this.disk.openBackground(SNAPSHOT_FILE);
+    let offset = RECORD_HEADER_BYTES;
+    let crc = 0;
+    let payloadBytes = 0;
+    let state: "writing" | "finishing" | "finished" | "done" = "writing";
+    const write = (bytes: Uint8Array, done: (error?: Error) => void): void => {
+      crc = crc32Continue(crc, bytes);
+      payloadBytes += bytes.length;
+      assert(payloadBytes <= 0xffffffff, `beginSnapshot(): the snapshot record exceeds 4 GiB`);
+      file.write(bytes, offset, done);
+      offset += bytes.length;
+    };
+    let headerWritten = false;
+    return {
+      append: (part, done) => {
+        assert(state === "writing", `beginSnapshot(): append after finish`);
+        if (!headerWritten) {
+          headerWritten = true;
+          const metadataLine = this.encoder.encode(`${JSON.stringify(metadata)}\n`);
+          write(metadataLine, (error) => (error ? done(error) : write(this.encoder.encode(part), done)));
+          return;
+        }
+        write(this.encoder.encode(part), done);
+      },
+      finish: (done) => {
+        assert(state === "writing" && headerWritten, "beginSnapshot(): finish before any part, or twice");
+        state = "finishing";
+        const header = new Uint8Array(RECORD_HEADER_BYTES);
+        const view = new DataView(header.buffer);
+        view.setUint32(0, payloadBytes, true);
+        view.setUint32(4, crc, true);
+        file.write(header, 0, (error) => {
+          if (error) return done(error);
+          file.sync((synced) => {
+            if (!synced) state = "finished";
+            done(synced);
+          });
+        });
+      },
+      commit: (snapshot) => {
+        assert(state === "finished", `beginSnapshot(): commit before finish completed (${state})`);
+        assert(snapshot.metadata.index === metadata.index && snapshot.metadata.term === metadata.term, "beginSnapshot(): commit of another snapshot");
+        state = "done";
+        if (this.snapshotIndex() >= metadata.index) {
+          file.abandon();
+          return false;
+        }
+        file.commit();
+        this.syncCount += 2;
+        this.bytesWritten += RECORD_HEADER_BYTES + payloadBytes;
+        this.adoptSnapshot(snapshot);
+        return true;
+      },
+      abandon: () => {
+        state = "done";
+        file.abandon();
+      },
+    };
+  }
+
   private saveSnapshot(snapshot: Snapshot): void {
     const { index, term } = snapshot.metadata;
     const snapshotIndexStored = this.snapshot?.metadata.index ?? 0;
@@ -241,6 +334,12 @@ export class RaftStorage {
     assert(index >= snapshotIndexStored, `save(): snapshot ${index} is older than the stored snapshot ${snapshotIndexStored}`);
     if (index === snapshotIndexStored) assert(term === this.snapshot!.metadata.term, `save(): snapshot ${index} changed its term`);
     this.writeRecordFile(SNAPSHOT_FILE, this.encoder.encode(`${JSON.stringify(snapshot.metadata)}\n${snapshot.data}`));
+    this.adoptSnapshot(snapshot);
+  }
+
+  /** After the snapshot's file is in place: the log, the commit index and the loaded entries follow it. */
+  private adoptSnapshot(snapshot: Snapshot): void {
+    const { index, term } = snapshot.metadata;
     // The stored log survives only if it agrees with the snapshot. Otherwise it is stale: a leader sent
     // the snapshot because this node lacks or contradicts the entries it covers.
     const agrees = this.logAgreesWith(index, term);
