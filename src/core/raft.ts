@@ -938,10 +938,9 @@ export class Raft {
       // Refine the follower's hint with our own log: skip every entry of a term the follower lacks.
       const hintIndex =
         message.hintTerm > 0 ? this.#log.lastIndexWithTermAtMost(message.hintIndex, message.hintTerm) : message.hintIndex;
-      if (progress.maybeDecreaseTo(message.index, hintIndex)) {
-        if (progress.state === "replicate") progress.becomeProbe();
-        this.#sendAppend(message.from, true);
-      }
+      // (A fresh rejection in replicate state drops the follower to probe; every rejection of an append
+      // still counted against inflightAppendsMax frees its slot: Progress.earlier.)
+      if (progress.maybeDecreaseTo(message.index, hintIndex)) this.#sendAppend(message.from, true);
       return;
     }
     const wasPaused = progress.isPaused();
