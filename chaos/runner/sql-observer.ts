@@ -175,11 +175,14 @@ export async function settleAgreement(
 ): Promise<string | undefined> {
   const deadline = Date.now() + timeoutMs;
   let last = "nothing was read";
+  const runningAtFirst = runningIds();
   for (;;) {
     const expected = leader();
     // Read again each round: a node restarted by the liveness phase may stop on its own while we wait
-    // (a disk the scenario corrupted fails its checksum), and it is no longer one that must agree.
+    // (a disk the scenario corrupted fails its checksum), and it is no longer one that must agree. The
+    // report names the nodes that stopped meanwhile, so a node that stopped by a bug still shows.
     const ids = runningIds();
+    const stopped = runningAtFirst.filter((id) => !ids.includes(id));
     const views = await Promise.all(
       ids.map(async (id) => {
         try {
@@ -190,10 +193,12 @@ export async function settleAgreement(
       }),
     );
     const wrong = views.filter(({ id, view }) => view === undefined || view.workerState !== "RUNNING" || view.isLeader !== (id === expected) || view.leaderId !== expected);
-    if (expected !== undefined && wrong.length === 0) return undefined;
+    // The leader /health names must be among the nodes read: agreement of the others alone is not.
+    if (expected !== undefined && ids.includes(expected) && wrong.length === 0) return undefined;
     last =
       `/leader names ${expected === undefined ? "no node" : nodeName(expected)}; SQL: ` +
-      views.map(({ id, view, error }) => (view === undefined ? `${nodeName(id)} error (${error})` : `${nodeName(id)} ${view.workerState}, is_leader ${view.isLeader}, leader ${view.leaderId}, term ${view.term}`)).join("; ");
+      views.map(({ id, view, error }) => (view === undefined ? `${nodeName(id)} error (${error})` : `${nodeName(id)} ${view.workerState}, is_leader ${view.isLeader}, leader ${view.leaderId}, term ${view.term}`)).join("; ") +
+      (stopped.length === 0 ? "" : `; stopped while waiting: ${stopped.map(nodeName).join(", ")}`);
     if (Date.now() >= deadline) return last; // a timeout of 0 reads once
     await sleep(300);
   }

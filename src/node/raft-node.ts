@@ -139,6 +139,8 @@ export class RaftNode {
   /** Membership as of the applied index (what a snapshot taken now must record). */
   #appliedMembership: Membership;
   #snapshotIndex: number;
+  /** After a failed snapshot, the applied index at which the next one is tried. */
+  #snapshotRetryIndex = 0;
   /** This node's snapshot being saved in the background, if one is. */
   #snapshotJob: { readonly write: BackgroundSnapshotWrite; readonly parts: string[] } | undefined;
   #pendingMembership: PendingAdmin[] = [];
@@ -598,11 +600,16 @@ export class RaftNode {
     if (this.#snapshotJob !== undefined) return;
     const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES_DEFAULT;
     const applied = this.#store.appliedIndex;
-    if (applied - this.#snapshotIndex < interval) return;
+    if (applied - this.#snapshotIndex < interval || applied < this.#snapshotRetryIndex) return;
     const term = this.raft.log.term(applied);
     assert(term !== undefined, `maybeSnapshot(): applied entry ${applied} is not in the log`);
     const metadata: SnapshotMetadata = { index: applied, term, membership: this.#appliedMembership };
-    const background = this.#options.persistence.beginSnapshot?.(metadata);
+    let background: BackgroundSnapshotWrite | undefined;
+    try {
+      background = this.#options.persistence.beginSnapshot?.(metadata);
+    } catch (error) {
+      return this.#snapshotFailed(metadata, error instanceof Error ? error : new Error(String(error)));
+    }
     if (background !== undefined) return this.#snapshotInBackground(metadata, background);
     const snapshot: Snapshot = { metadata, data: this.#store.snapshot() };
     this.#options.persistence.save({ snapshot, entries: [] });
@@ -617,8 +624,7 @@ export class RaftNode {
     const failed = (error: Error): void => {
       this.#snapshotJob = undefined;
       write.abandon();
-      // The log keeps its entries; the next applied entry tries again.
-      this.#options.logger?.(`${this.id} could not save its snapshot at index ${metadata.index}: ${error.message}; the log is not compacted`);
+      this.#snapshotFailed(metadata, error);
     };
     const next = (error?: Error): void => {
       if (this.#snapshotJob !== job) return; // abandoned: the node stopped
@@ -643,6 +649,19 @@ export class RaftNode {
       });
     };
     next();
+  }
+
+  /**
+   * A background snapshot failed (a full disk, most likely): the log keeps its entries, and the next
+   * try waits for another interval of applied entries rather than copying the store again at once.
+   */
+  #snapshotFailed(metadata: SnapshotMetadata, error: Error): void {
+    const interval = this.#options.snapshotIntervalEntries ?? SNAPSHOT_INTERVAL_ENTRIES_DEFAULT;
+    this.#snapshotRetryIndex = metadata.index + interval;
+    this.#options.logger?.(
+      `${this.id}: Cannot save this node's snapshot at index ${metadata.index}: ${error.message}; the log is not compacted and grows until ` +
+        `a snapshot succeeds. Free space in the data directory (or fix what the error names); the next try is at index ${this.#snapshotRetryIndex}`,
+    );
   }
 
   #abandonSnapshot(): void {

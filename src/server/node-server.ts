@@ -157,7 +157,8 @@ export class NodeServer {
       },
       timers: new RealTimers(),
       random: Math.random,
-      logger: (line) => logger.info(`node ${line}`),
+      // The core's lines are informational; the runtime's failures start with "Cannot" and are warnings.
+      logger: (line) => (line.includes(": Cannot ") ? logger.warn(`node ${line}`) : logger.info(`node ${line}`)),
       observer: {
         persisted: (_, ready) => {
           this.#syncPeers();

@@ -62,8 +62,11 @@ export function readRemovedMark(dataDir: string): (Partial<RemovedMark> & { read
       fs.closeSync(descriptor);
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    // A crash between writing the mark and renaming it into place: the node had decided it was removed.
+    const temporary = `${file}.tmp`;
+    if (fs.existsSync(temporary)) return { file: temporary, how: "a mark whose write was cut short" };
+    return undefined;
   }
   try {
     const parsed = JSON.parse(text) as Partial<RemovedMark>;

@@ -17,6 +17,8 @@ import { assert } from "../assert.ts";
 import type { BackgroundFile, Disk } from "./disk.ts";
 
 const TEMPORARY_SUFFIX = ".atomic-tmp";
+/** Numbers the background files of this process, so that no two share a name. */
+let backgroundSequence = 0;
 
 export class FileDisk implements Disk {
   readonly directory: string;
@@ -27,6 +29,8 @@ export class FileDisk implements Disk {
 
   /** Append descriptors, opened on first use and kept until the file is replaced, removed or closed. */
   private readonly descriptors = new Map<string, number>();
+  /** The abandon() of every background file not yet committed or abandoned. */
+  private readonly backgroundFiles = new Set<() => void>();
   /** Files created by `append` whose directory entry no sync has covered yet. */
   private readonly namesUnsyncedInDirectory = new Set<string>();
   private directoryDescriptor: number | undefined;
@@ -116,8 +120,10 @@ export class FileDisk implements Disk {
    */
   openBackground(name: string): BackgroundFile {
     const target = this.pathOf(name);
-    const temporaryPath = `${target}.background${TEMPORARY_SUFFIX}`;
-    const descriptor = fs.openSync(temporaryPath, "w", 0o600);
+    // A name of its own: an abandoned file still finishing its last write must never share an inode
+    // with a newer one for the same target (a stale write would land inside it after its checksum).
+    const temporaryPath = `${target}.${process.pid}-${++backgroundSequence}.background${TEMPORARY_SUFFIX}`;
+    const descriptor = fs.openSync(temporaryPath, "wx", 0o600);
     let state: "open" | "abandoning" | "closed" = "open";
     // Writes and syncs on the thread pool. The descriptor is closed only once none is in flight: a
     // number closed under a running write could be reused by another open and written to.
@@ -128,6 +134,13 @@ export class FileDisk implements Disk {
       fs.closeSync(descriptor);
       fs.rmSync(temporaryPath, { force: true });
     };
+    const abandon = (): void => {
+      if (state !== "open") return;
+      state = "abandoning";
+      this.backgroundFiles.delete(abandon);
+      settle();
+    };
+    this.backgroundFiles.add(abandon);
     const start = (what: string, done: (error?: Error) => void): boolean => {
       if (state === "open") {
         inFlight++;
@@ -165,17 +178,14 @@ export class FileDisk implements Disk {
         assert(state === "open", `FileDisk: commit of ${temporaryPath} after it was committed or abandoned`);
         assert(inFlight === 0, `FileDisk: commit of ${temporaryPath} while ${inFlight} writes are in flight`);
         state = "closed";
+        this.backgroundFiles.delete(abandon);
         fs.closeSync(descriptor);
         this.closeDescriptor(name);
         fs.renameSync(temporaryPath, target);
         this.namesUnsyncedInDirectory.delete(name);
         this.syncDirectory();
       },
-      abandon: () => {
-        if (state !== "open") return;
-        state = "abandoning";
-        settle();
-      },
+      abandon,
     };
   }
 
@@ -207,8 +217,9 @@ export class FileDisk implements Disk {
     this.syncDirectory();
   }
 
-  /** Closes every descriptor. The disk must not be used afterwards. */
+  /** Closes every descriptor (background files are abandoned). The disk must not be used afterwards. */
   close(): void {
+    for (const abandon of [...this.backgroundFiles]) abandon();
     for (const name of [...this.descriptors.keys()]) this.closeDescriptor(name);
     if (this.directoryDescriptor !== undefined) fs.closeSync(this.directoryDescriptor);
     this.directoryDescriptor = undefined;

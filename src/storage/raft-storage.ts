@@ -209,12 +209,12 @@ export class RaftStorage {
     return first.firstIndex;
   }
 
-  /** Index of the newest entry stored, or the snapshot's index when the log holds nothing after it. */
   /** The index of the stored snapshot (0: none). */
   snapshotIndex(): number {
     return this.snapshot?.metadata.index ?? 0;
   }
 
+  /** Index of the newest entry stored, or the snapshot's index when the log holds nothing after it. */
   lastIndex(): number {
     const last = this.segments.at(-1);
     const snapshotIndex = this.snapshot?.metadata.index ?? 0;

@@ -134,3 +134,18 @@ test("agreement re-reads the running nodes each round: a node that stopped while
   const stuck = await settleAgreement(connections, () => once, () => 1, 0, async () => undefined);
   t.regex(stuck ?? "", /n3 error \(connect ECONNREFUSED/);
 });
+
+test("agreement needs the /health leader among the nodes read: the others agreeing is not enough, and nodes that stopped are named", async (t) => {
+  const running = { is_leader: false, leader_id: 1, term: 3, worker_state: "RUNNING" };
+  const followersOnly = scripted(Array.from({ length: 4 }, () => [running]));
+  let ids = [1, 2];
+  const problem = await settleAgreement(followersOnly, () => ids, () => 1, 0, async () => undefined);
+  t.not(problem, undefined, "n1 is read but does not say it leads");
+  ids = [2];
+  // n1, the leader, is not among the running nodes: n2 naming it is not agreement.
+  const gone = await settleAgreement(scripted([[running]]), () => ids, () => 1, 0, async () => undefined);
+  t.regex(gone ?? "", /n2 RUNNING/);
+  let round = 0;
+  const named = await settleAgreement(scripted(Array.from({ length: 4 }, () => [running])), () => (round++ === 0 ? [1, 2] : [2]), () => 1, 0, async () => undefined);
+  t.regex(named ?? "", /stopped while waiting: n1/);
+});

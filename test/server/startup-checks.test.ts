@@ -185,3 +185,13 @@ test("a data directory holding a removed member's mark: exit 3, what happened an
   started.child.kill("SIGTERM");
   t.is((await started.exit).code, 0);
 });
+
+test("a removed member's mark cut short before its rename (only REMOVED.tmp) still refuses the start", async (t) => {
+  const directory = tempDirectory(t);
+  const { settings } = await settingsFor(directory);
+  mkdirSync(join(directory, "data"), { mode: 0o700 });
+  writeFileSync(join(directory, "data", "REMOVED.tmp"), '{"clusterId":"preflight","nodeId":1');
+  const { code, stderr } = await startNode(settings).exit;
+  t.is(code, 3, stderr);
+  t.regex(stderr, /Cannot start n1 \(node 1\): it was removed from cluster preflight \(a mark whose write was cut short\), as .*REMOVED\.tmp records/);
+});

@@ -110,11 +110,38 @@ test("abandoned, superseded by the leader's snapshot, or cut by a crash: the sto
   const cut = storage.beginSnapshot(metadataAt(290, 3))!;
   await new Promise<void>((resolve) => cut.append('{"appliedIndex":290,"records":[["k",', () => resolve()));
   t.true(fs.readdirSync(dir).some((name) => name.includes("background")));
-  const reopened = RaftStorage.open(new FileDisk(dir));
+  const reopenedDisk = new FileDisk(dir);
+  const reopened = RaftStorage.open(reopenedDisk);
   t.deepEqual(reopened.state().snapshot?.metadata, metadataAt(280, 3));
   t.false(fs.readdirSync(dir).some((name) => name.includes("background")), "the open deleted the temporary file");
   cut.abandon();
+  reopenedDisk.close();
   disk.close();
+});
+
+test("FileDisk: a background file abandoned with a write in flight is deleted once the write returns, and never touches a newer one", async (t) => {
+  const dir = directory(t);
+  const disk = new FileDisk(dir);
+  const big = new Uint8Array(8 * 1024 * 1024).fill(0x61);
+  const first = disk.openBackground("snapshot.json");
+  const firstWrite = new Promise<Error | undefined>((resolve) => first.write(big, 0, resolve));
+  first.abandon(); // the write is still in flight
+  const second = disk.openBackground("snapshot.json");
+  const small = new TextEncoder().encode("the newer file");
+  await new Promise<void>((resolve, reject) => second.write(small, 0, (error) => (error ? reject(error) : resolve())));
+  t.is(await firstWrite, undefined, "the abandoned file's write completes");
+  await new Promise<void>((resolve, reject) => second.sync((error) => (error ? reject(error) : resolve())));
+  second.commit();
+  t.is(fs.readFileSync(path.join(dir, "snapshot.json"), "utf8"), "the newer file", "the abandoned write landed nowhere near the committed file");
+  t.deepEqual(fs.readdirSync(dir).filter((name) => name.includes("background")), [], "the abandoned file is gone");
+  const refused = await new Promise<Error | undefined>((resolve) => first.write(small, 0, resolve));
+  t.regex(refused?.message ?? "", /after it was committed or abandoned/);
+  // close() abandons what is still open.
+  const open = disk.openBackground("snapshot.json");
+  disk.close();
+  t.deepEqual(fs.readdirSync(dir).filter((name) => name.includes("background")), [], "close() removed the open background file");
+  const late = await new Promise<Error | undefined>((resolve) => open.write(small, 0, resolve));
+  t.truthy(late);
 });
 
 function* iterate(parts: Iterator<string>): Generator<string> {
@@ -216,4 +243,66 @@ test("RaftNode saves its snapshot a part per callback, applies writes meanwhile,
   while (pendingCallbacks.length > 0) pendingCallbacks.shift()!();
   t.is(events.at(-1), "abandon");
   t.is(events.filter((event) => event.startsWith("commit")).length, 1);
+});
+
+test("RaftNode: a background snapshot that fails (a full disk) is abandoned, compacts nothing, says what to do, and waits an interval to retry", (t) => {
+  const timers = new HandTimers();
+  const events: string[] = [];
+  const lines: string[] = [];
+  let failWrites = true;
+  const node = new RaftNode({
+    id: 1,
+    membership: { voters: [1], learners: [] },
+    tickMs: 10,
+    electionTimeoutMs: 100,
+    heartbeatIntervalMs: 10,
+    preVote: false,
+    checkQuorum: false,
+    entriesPerAppendMax: 100,
+    maxBatchDelayMs: 0,
+    requestTimeoutMs: 60_000,
+    snapshotIntervalEntries: 50,
+    logEntriesMax: 10,
+    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
+    persistence: {
+      save: () => undefined,
+      compact: (through) => void events.push(`compact ${through}`),
+      beginSnapshot: (metadata) => {
+        events.push(`begin ${metadata.index}`);
+        return {
+          append: (_part, done) => void timers.soon(() => done(failWrites ? new Error("ENOSPC: no space left on device, write") : undefined)),
+          finish: (done) => void timers.soon(() => done()),
+          commit: (snapshot) => {
+            events.push(`commit ${snapshot.metadata.index}`);
+            return true;
+          },
+          abandon: () => void events.push("abandon"),
+        };
+      },
+    },
+    transport: { send: () => undefined },
+    timers,
+    random: () => 0,
+    logger: (line) => void lines.push(line),
+  });
+  node.start();
+  timers.flush();
+  t.is(node.status().role, "leader");
+  const put = (key: string): void => node.write({ op: "put", key, value: "v" }, () => undefined);
+  for (let i = 0; i < 60; i++) put(`a${i}`);
+  timers.flush();
+  const begun = Number(events[0]!.split(" ")[1]);
+  t.deepEqual(events, [`begin ${begun}`, "abandon"]);
+  t.regex(lines.join("\n"), new RegExp(`Cannot save this node's snapshot at index ${begun}: ENOSPC.*Free space in the data directory.*next try is at index ${begun + 50}`));
+  // Entries short of the next try start nothing; past it, the next try succeeds.
+  for (let i = 0; i < 20; i++) put(`b${i}`);
+  timers.flush();
+  t.is(events.length, 2, "no new attempt before the retry index");
+  failWrites = false;
+  for (let i = 0; i < 40; i++) put(`c${i}`);
+  timers.flush();
+  const second = Number(events[2]!.split(" ")[1]);
+  t.true(second >= begun + 50);
+  t.deepEqual(events.slice(2), [`begin ${second}`, `commit ${second}`, `compact ${second - 10}`]);
+  node.stop();
 });
