@@ -148,6 +148,30 @@ function* iterate(parts: Iterator<string>): Generator<string> {
   for (let part = parts.next(); !part.done; part = parts.next()) yield part.value;
 }
 
+/** One voter (it elects itself), a snapshot every 50 entries keeping 10 behind it. */
+function singleVoter(timers: Timers, persistence: LogPersistence, logger?: (line: string) => void): RaftNode {
+  return new RaftNode({
+    id: 1,
+    membership: { voters: [1], learners: [] },
+    tickMs: 10,
+    electionTimeoutMs: 100,
+    heartbeatIntervalMs: 10,
+    preVote: false,
+    checkQuorum: false,
+    entriesPerAppendMax: 100,
+    maxBatchDelayMs: 0,
+    requestTimeoutMs: 60_000,
+    snapshotIntervalEntries: 50,
+    logEntriesMax: 10,
+    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
+    persistence,
+    transport: { send: () => undefined },
+    timers,
+    random: () => 0,
+    ...(logger === undefined ? {} : { logger }),
+  });
+}
+
 /** Timers the test turns by hand: `soon` and `after` callbacks run when flush() says. */
 class HandTimers implements Timers {
   queued: (() => void)[] = [];
@@ -191,25 +215,7 @@ test("RaftNode saves its snapshot a part per callback, applies writes meanwhile,
       };
     },
   };
-  const node = new RaftNode({
-    id: 1,
-    membership: { voters: [1], learners: [] },
-    tickMs: 10,
-    electionTimeoutMs: 100,
-    heartbeatIntervalMs: 10,
-    preVote: false,
-    checkQuorum: false,
-    entriesPerAppendMax: 100,
-    maxBatchDelayMs: 0,
-    requestTimeoutMs: 60_000,
-    snapshotIntervalEntries: 50,
-    logEntriesMax: 10,
-    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
-    persistence,
-    transport: { send: () => undefined },
-    timers,
-    random: () => 0,
-  });
+  const node = singleVoter(timers, persistence);
   node.start();
   for (let tick = 0; tick < 30 && node.status().role !== "leader"; tick++) {
     node.tick();
@@ -250,41 +256,23 @@ test("RaftNode: a background snapshot that fails (a full disk) is abandoned, com
   const events: string[] = [];
   const lines: string[] = [];
   let failWrites = true;
-  const node = new RaftNode({
-    id: 1,
-    membership: { voters: [1], learners: [] },
-    tickMs: 10,
-    electionTimeoutMs: 100,
-    heartbeatIntervalMs: 10,
-    preVote: false,
-    checkQuorum: false,
-    entriesPerAppendMax: 100,
-    maxBatchDelayMs: 0,
-    requestTimeoutMs: 60_000,
-    snapshotIntervalEntries: 50,
-    logEntriesMax: 10,
-    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
-    persistence: {
-      save: () => undefined,
-      compact: (through) => void events.push(`compact ${through}`),
-      beginSnapshot: (metadata) => {
-        events.push(`begin ${metadata.index}`);
-        return {
-          append: (_part, done) => void timers.soon(() => done(failWrites ? new Error("ENOSPC: no space left on device, write") : undefined)),
-          finish: (done) => void timers.soon(() => done()),
-          commit: (snapshot) => {
-            events.push(`commit ${snapshot.metadata.index}`);
-            return true;
-          },
-          abandon: () => void events.push("abandon"),
-        };
-      },
+  const persistence: LogPersistence = {
+    save: () => undefined,
+    compact: (through) => void events.push(`compact ${through}`),
+    beginSnapshot: (metadata) => {
+      events.push(`begin ${metadata.index}`);
+      return {
+        append: (_part, done) => void timers.soon(() => done(failWrites ? new Error("ENOSPC: no space left on device, write") : undefined)),
+        finish: (done) => void timers.soon(() => done()),
+        commit: (snapshot) => {
+          events.push(`commit ${snapshot.metadata.index}`);
+          return true;
+        },
+        abandon: () => void events.push("abandon"),
+      };
     },
-    transport: { send: () => undefined },
-    timers,
-    random: () => 0,
-    logger: (line) => void lines.push(line),
-  });
+  };
+  const node = singleVoter(timers, persistence, (line) => void lines.push(line));
   node.start();
   timers.flush();
   t.is(node.status().role, "leader");
