@@ -6,18 +6,20 @@
  * drives both with one closed-loop load generator over the same JSON API (POST /v3/kv/put, etcd v3's
  * gateway): 16-byte keys, 256-byte values, every write sent to the leader, concurrency 1, 16, 64 and
  * 256, levels interleaved (round 1: pgraft c=1, etcd c=1, pgraft c=16, ...; round 2 the same). Then it
- * kills the leader (SIGKILL) 20 times in each cluster, interleaved, and measures the time until a
- * write through a survivor succeeds. Prints ops/s, p50 and p99 latency per level and failover time
- * (median, p90, max) side by side with the ratio pgraft/etcd.
+ * kills the leader (SIGKILL) 20 times in each cluster, interleaved, then stops it (SIGSTOP: silent,
+ * its connections stay open, as in a partition) 20 times, and measures the time until a write through
+ * a survivor succeeds. Prints ops/s, p50 and p99 latency per level and failover time (median, p90,
+ * p99, max) for each kind of failure, side by side with the ratio pgraft/etcd.
  *
- *   npm run bench:node -- [--duration 5s] [--warmup 1s] [--rounds 2] [--kills 20]
+ *   npm run bench:node -- [--duration 5s] [--warmup 1s] [--rounds 2] [--kills 20] [--failures kill,stop]
  *                         [--concurrency 1,16,64,256] [--systems pgraft,etcd] [--json]
  *                         [--etcd-bin etcd] [--etcd-pre-vote on|off] [--pgraft-set pgraft.NAME=VALUE]
  *                         [--key-space 100000] [--keep]
  *
  * With --json, stdout carries one JSON object per line and nothing else:
  *   {"system", "concurrency", "round", "opsPerSec", "p50Ms", "p99Ms"} per load level, then
- *   {"system", "failoverMs": [...]} per system (a kill with no successful write within 30 s is null).
+ *   {"system", "failure": "kill"|"stop", "failoverMs": [...]} per system and kind of failure (a failure
+ *   with no successful write within 30 s is null).
  * Progress goes to stderr. Every server process is killed on exit, errors and signals included.
  */
 import * as fs from "node:fs";
@@ -26,13 +28,13 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BenchCluster, SystemName } from "./node/cluster.ts";
 import { checkEtcdInstalled, EtcdCluster } from "./node/etcd-cluster.ts";
-import { killLeaderOnce, type FailoverOptions, type FailoverResult } from "./node/failover.ts";
+import { killLeaderOnce, type FailoverOptions, type FailoverResult, type FailureKind } from "./node/failover.ts";
 import { fixed, median, percentileOf, ratio, table } from "./node/format.ts";
 import { KEY_BYTES, runLoad, summarizeLatencies, VALUE_BYTES, Workload, type LoadResult } from "./node/load.ts";
 import { PgraftCluster } from "./node/pgraft-cluster.ts";
 import { cleanupOnSignal, freePorts, installCleanupHandlers } from "./node/processes.ts";
 
-const USAGE = `Usage: npm run bench:node -- [--duration 5s] [--warmup 1s] [--rounds 2] [--kills 20]
+const USAGE = `Usage: npm run bench:node -- [--duration 5s] [--warmup 1s] [--rounds 2] [--kills 20] [--failures kill,stop]
          [--concurrency 1,16,64,256] [--systems pgraft,etcd] [--json] [--etcd-bin etcd]
          [--etcd-pre-vote on|off] [--pgraft-set pgraft.NAME=VALUE ...] [--key-space 100000] [--keep]`;
 
@@ -45,6 +47,8 @@ interface Arguments {
   warmupMs: number;
   rounds: number;
   kills: number;
+  /** Which failures the failover phase measures, each `kills` times. */
+  failures: FailureKind[];
   concurrency: number[];
   systems: SystemName[];
   json: boolean;
@@ -81,6 +85,7 @@ export function parseArguments(argv: readonly string[]): Arguments {
     warmupMs: 1000,
     rounds: 2,
     kills: 20,
+    failures: ["kill", "stop"],
     concurrency: [1, 16, 64, 256],
     systems: [...SYSTEMS],
     json: false,
@@ -111,6 +116,15 @@ export function parseArguments(argv: readonly string[]): Arguments {
       case "--kills":
         parsed.kills = parseInteger(value(), flag, 0, 1000);
         break;
+      case "--failures": {
+        const names = value().split(",").map((part) => part.trim()).filter((part) => part.length > 0);
+        for (const name of names) {
+          if (name !== "kill" && name !== "stop") throw new UsageError(`Invalid value for --failures: "${name}" is not kill (SIGKILL) or stop (SIGSTOP)`);
+        }
+        if (names.length === 0) throw new UsageError(`Invalid value for --failures: name kill, stop or both`);
+        parsed.failures = (["kill", "stop"] as const).filter((kind) => names.includes(kind));
+        break;
+      }
       case "--concurrency": {
         const text = value();
         parsed.concurrency = text.split(",").map((part) => parseInteger(part.trim(), flag, 1, 4096));
@@ -234,9 +248,11 @@ async function main(argv: readonly string[]): Promise<number> {
     const rows = await runLoadPhase(args, clusters, workload);
     const failovers = await runFailoverPhase(args, clusters, workload);
     if (args.json) {
-      for (const cluster of clusters) {
-        const times = failovers.get(cluster.system) ?? [];
-        process.stdout.write(`${JSON.stringify({ system: cluster.system, failoverMs: times.map((result) => (result.failoverMs === undefined ? null : round2(result.failoverMs))) })}\n`);
+      for (const kind of args.kills > 0 ? args.failures : []) {
+        for (const cluster of clusters) {
+          const times = (failovers.get(cluster.system) ?? []).filter((result) => result.kind === kind);
+          process.stdout.write(`${JSON.stringify({ system: cluster.system, failure: kind, failoverMs: times.map((result) => (result.failoverMs === undefined ? null : round2(result.failoverMs))) })}\n`);
+        }
       }
     } else {
       process.stdout.write(report(args, rows, failovers, clusters.map((cluster) => cluster.system)));
@@ -307,16 +323,18 @@ async function runFailoverPhase(args: Arguments, clusters: readonly BenchCluster
     healthyTimeoutMs: 60_000,
     settleMs: 500,
   };
-  for (let kill = 1; kill <= args.kills; kill++) {
-    for (const cluster of clusters) {
-      const result = await killLeaderOnce(cluster, workload, options, kill);
-      results.get(cluster.system)!.push(result);
-      progress(
-        `kill ${kill}/${args.kills} ${cluster.system.padEnd(6)} leader ${result.killed} killed: ` +
-          (result.failoverMs === undefined
-            ? `NO write succeeded within ${options.failoverTimeoutMs} ms (last error: ${result.lastError ?? "none"})`
-            : `first write ok after ${result.failoverMs.toFixed(1)} ms via ${result.answeredBy} (${result.probes} probes)`),
-      );
+  for (const kind of args.failures) {
+    for (let kill = 1; kill <= args.kills; kill++) {
+      for (const cluster of clusters) {
+        const result = await killLeaderOnce(cluster, workload, options, kill, kind);
+        results.get(cluster.system)!.push(result);
+        progress(
+          `${kind} ${kill}/${args.kills} ${cluster.system.padEnd(6)} leader ${result.killed} ${kind === "kill" ? "killed (SIGKILL)" : "stopped (SIGSTOP)"}: ` +
+            (result.failoverMs === undefined
+              ? `NO write succeeded within ${options.failoverTimeoutMs} ms (last error: ${result.lastError ?? "none"})`
+              : `first write ok after ${result.failoverMs.toFixed(1)} ms via ${result.answeredBy} (${result.probes} probes)`),
+        );
+      }
     }
   }
   return results;
@@ -397,20 +415,30 @@ function report(args: Arguments, rows: readonly LoadRow[], failovers: Map<System
       "",
     );
   }
-  if (args.kills > 0) {
+  for (const kind of args.kills > 0 ? args.failures : []) {
     const stats = systems.map((system) => {
-      const results = failovers.get(system) ?? [];
+      const results = (failovers.get(system) ?? []).filter((result) => result.kind === kind);
       const times = results.flatMap((result) => (result.failoverMs === undefined ? [] : [result.failoverMs]));
-      return { system, kills: results.length, failed: results.length - times.length, median: median(times), p90: percentileOf(times, 0.9), max: times.length > 0 ? Math.max(...times) : Number.NaN };
+      return {
+        system,
+        kills: results.length,
+        failed: results.length - times.length,
+        median: median(times),
+        p90: percentileOf(times, 0.9),
+        p99: percentileOf(times, 0.99),
+        max: times.length > 0 ? Math.max(...times) : Number.NaN,
+      };
     });
-    const failoverRows = stats.map((s) => [s.system, String(s.kills), String(s.failed), fixed(s.median, 0), fixed(s.p90, 0), fixed(s.max, 0)]);
+    const failoverRows = stats.map((s) => [s.system, String(s.kills), String(s.failed), fixed(s.median, 0), fixed(s.p90, 0), fixed(s.p99, 0), fixed(s.max, 0)]);
     if (both) {
       const [p, e] = [stats[0]!, stats[1]!];
-      failoverRows.push(["pgraft/etcd", "", "", ratio(p.median, e.median), ratio(p.p90, e.p90), ratio(p.max, e.max)]);
+      failoverRows.push(["pgraft/etcd", "", "", ratio(p.median, e.median), ratio(p.p90, e.p90), ratio(p.p99, e.p99), ratio(p.max, e.max)]);
     }
     out.push(
-      `Failover after SIGKILL of the leader (from the kill to the first write a survivor answers 200; below 1 is better):`,
-      table(["system", "kills", "no write in 30 s", "median ms", "p90 ms", "max ms"], failoverRows),
+      kind === "kill"
+        ? `Failover after SIGKILL of the leader (from the kill to the first write a survivor answers 200; below 1 is better):`
+        : `Failover after SIGSTOP of the leader (silent: its connections stay open, as in a partition; from the signal to the first write a survivor answers 200):`,
+      table(["system", kind === "kill" ? "kills" : "stops", "no write in 30 s", "median ms", "p90 ms", "p99 ms", "max ms"], failoverRows),
       "",
     );
   }

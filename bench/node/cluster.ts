@@ -25,6 +25,10 @@ export interface BenchCluster {
   waitHealthy(timeoutMs: number): Promise<Member>;
   /** SIGKILLs the member's process (a crash) and waits for it to exit. */
   kill(member: Member): Promise<void>;
+  /** SIGSTOPs the member's process: silent, its connections open. */
+  pause(member: Member): void;
+  /** SIGCONTs a paused member. */
+  resume(member: Member): void;
   /** Starts a killed member again on its data directory. */
   restart(member: Member): Promise<void>;
   /** Stops every member (SIGTERM, then SIGKILL). */
@@ -75,6 +79,18 @@ export abstract class MemberProcesses implements BenchCluster {
     await killProcess(member.process);
     this.#cpuOfExited += before ?? 0;
     member.process = undefined;
+  }
+
+  /** SIGSTOP: the member goes silent without closing a connection (a hung process, as a partition looks). */
+  pause(member: Member): void {
+    if (member.process === undefined) return;
+    process.kill(member.process.pid, "SIGSTOP");
+  }
+
+  /** SIGCONT after pause(). */
+  resume(member: Member): void {
+    if (member.process === undefined) return;
+    process.kill(member.process.pid, "SIGCONT");
   }
 
   async restart(member: Member): Promise<void> {

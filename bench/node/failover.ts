@@ -1,10 +1,12 @@
 /**
- * One leader kill: wait until the cluster is healthy, SIGKILL the leader at a random point of a
- * heartbeat interval, then probe both survivors with writes (open loop: a new put to each every
+ * One leader failure: wait until the cluster is healthy, SIGKILL (or SIGSTOP) the leader at a random
+ * point of a heartbeat interval, then probe both survivors with writes (open loop: a new put to each every
  * `probeIntervalMs`, each bounded by `probeTimeoutMs`, so a request stuck on the dead leader never
  * delays the next one). The failover time runs from the kill signal to the first write that a survivor
  * answers 200, i.e. a write committed by the new leader. Then the killed member restarts on its data
- * directory and the next kill waits until the cluster is healthy again.
+ * directory (a stopped one gets SIGCONT) and the next failure waits until the cluster is healthy again.
+ * SIGKILL closes the leader's connections, which the survivors see at once; SIGSTOP closes nothing, so
+ * they learn of it only from the silence, as after a network partition.
  */
 import { Agent } from "node:http";
 import { performance } from "node:perf_hooks";
@@ -23,7 +25,11 @@ export interface FailoverOptions {
   readonly settleMs: number;
 }
 
+/** How the leader fails: killed (its connections close) or stopped (silent, connections open). */
+export type FailureKind = "kill" | "stop";
+
 export interface FailoverResult {
+  readonly kind: FailureKind;
   readonly killed: string;
   /** undefined when no write succeeded within failoverTimeoutMs. */
   readonly failoverMs: number | undefined;
@@ -45,7 +51,7 @@ async function warmConnection(agent: Agent, member: Member, body: string, timeou
   throw new Error(`Cannot write through ${member.name} before the kill: ${lastError ?? "no answer"}`);
 }
 
-export async function killLeaderOnce(cluster: BenchCluster, workload: Workload, options: FailoverOptions, kill: number): Promise<FailoverResult> {
+export async function killLeaderOnce(cluster: BenchCluster, workload: Workload, options: FailoverOptions, kill: number, kind: FailureKind = "kill"): Promise<FailoverResult> {
   const leader = await cluster.waitHealthy(options.healthyTimeoutMs);
   const survivors = cluster.members.filter((member) => member !== leader);
   const agent = new Agent({ keepAlive: true, maxSockets: PROBES_IN_FLIGHT_MAX + 16 });
@@ -54,7 +60,8 @@ export async function killLeaderOnce(cluster: BenchCluster, workload: Workload, 
     await Promise.all(survivors.map((member) => warmConnection(agent, member, workload.body(kill), options.probeTimeoutMs)));
     await sleep(options.settleMs + Math.random() * options.heartbeatMs);
     const killedAt = performance.now();
-    await cluster.kill(leader);
+    if (kind === "kill") await cluster.kill(leader);
+    else cluster.pause(leader);
     let answeredAt: number | undefined;
     let answeredBy: string | undefined;
     let lastError: string | undefined;
@@ -81,13 +88,15 @@ export async function killLeaderOnce(cluster: BenchCluster, workload: Workload, 
       await sleep(options.probeIntervalMs);
     }
     const result: FailoverResult = {
+      kind,
       killed: leader.name,
       failoverMs: answeredAt === undefined ? undefined : answeredAt - killedAt,
       answeredBy,
       probes,
       lastError,
     };
-    await cluster.restart(leader);
+    if (kind === "kill") await cluster.restart(leader);
+    else cluster.resume(leader);
     await cluster.waitHealthy(options.healthyTimeoutMs);
     return result;
   } finally {
