@@ -639,6 +639,15 @@ export class RaftNode {
         if (this.#snapshotJob !== job) return;
         if (finishError) return failed(finishError);
         this.#snapshotJob = undefined;
+        // The leader's snapshot, newer, may be in the core already and not yet saved: the core restores
+        // it when the message arrives, the storage saves it with the next Ready, and this callback can
+        // come between the two (swarm seed 3234: a paused follower resumed, started its own snapshot,
+        // then received the leader's). Ours is of no use then; committing it would hand the core a
+        // snapshot below the start of its log.
+        if (this.raft.log.snapshotIndex >= metadata.index) {
+          write.abandon();
+          return;
+        }
         // Concatenated, not joined: V8 keeps the parts as a rope, flattened only if the image is read
         // (sent to a follower). join("") copied 37 MB in one 160 ms stall, the longest left.
         let data = "";

@@ -294,3 +294,63 @@ test("RaftNode: a background snapshot that fails (a full disk) is abandoned, com
   t.deepEqual(events.slice(2), [`begin ${second}`, `commit ${second}`, `compact ${second - 10}`]);
   node.stop();
 });
+
+test("RaftNode: the leader's snapshot restored in the core before its Ready is saved wins over our own still being written (swarm seed 3234)", (t) => {
+  const timers = new HandTimers();
+  const events: string[] = [];
+  const held: (() => void)[] = [];
+  const sent: string[] = [];
+  const node = new RaftNode({
+    id: 2,
+    membership: { voters: [1, 2, 3], learners: [] },
+    tickMs: 10,
+    electionTimeoutMs: 100_000, // the follower never campaigns here
+    heartbeatIntervalMs: 10,
+    preVote: true,
+    checkQuorum: true,
+    entriesPerAppendMax: 100,
+    maxBatchDelayMs: 0,
+    requestTimeoutMs: 60_000,
+    snapshotIntervalEntries: 50,
+    logEntriesMax: 10,
+    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
+    persistence: {
+      save: (batch) => void (batch.snapshot && events.push(`save leader's snapshot ${batch.snapshot.metadata.index}`)),
+      compact: (through) => void events.push(`compact ${through}`),
+      beginSnapshot: (metadata) => {
+        events.push(`begin ${metadata.index}`);
+        return {
+          append: (_part, done) => void held.push(() => done()),
+          finish: (done) => void held.push(() => done()),
+          commit: (snapshot) => {
+            events.push(`commit ${snapshot.metadata.index}`);
+            return true;
+          },
+          abandon: () => void events.push("abandon"),
+        };
+      },
+    },
+    transport: { send: (message) => void sent.push(message.type) },
+    timers,
+    random: () => 0,
+  });
+  node.start();
+  // The leader (node 1, term 1) replicates and commits 60 entries: our own snapshot starts at 60.
+  const entries: Entry[] = [];
+  for (let index = 1; index <= 60; index++) entries.push({ index, term: 1, kind: "command", data: JSON.stringify({ op: "put", key: `k${index}`, value: "v" }) });
+  node.receive({ type: "MsgApp", from: 1, to: 2, term: 1, prevLogIndex: 0, prevLogTerm: 0, entries, commit: 60 });
+  timers.flush();
+  t.deepEqual(events, ["begin 60"]);
+  // The leader's snapshot at 100 arrives; the core restores it at once, its Ready waits for the turn's end.
+  const image = new KvStore();
+  for (let index = 1; index <= 100; index++) image.apply(index, { op: "put", key: `k${index}`, value: "w" });
+  node.receive({ type: "MsgSnap", from: 1, to: 2, term: 1, snapshot: { metadata: { index: 100, term: 1, membership: { voters: [1, 2, 3], learners: [] } }, data: image.snapshot() } });
+  // Our own snapshot's writes complete before that Ready is handled.
+  t.notThrows(() => {
+    while (held.length > 0) held.shift()!();
+  });
+  timers.flush();
+  t.deepEqual(events, ["begin 60", "abandon", "save leader's snapshot 100"]);
+  t.is(node.store.appliedIndex, 100);
+  node.stop();
+});
