@@ -738,6 +738,13 @@ export class Raft {
       this.#send({ type: "MsgAppResp", from: this.id, to: message.from, term: this.#term, reject: false, index: 0, hintIndex: 0, hintTerm: 0 });
     } else if (message.type === "MsgPreVote") {
       this.#send({ type: "MsgPreVoteResp", from: this.id, to: message.from, term: this.#term, reject: true });
+    } else if (message.type === "MsgVote") {
+      // Figure 2: "reply false if term < currentTerm", with our term, so the candidate catches up. etcd
+      // ignores it; then a candidate whose term stays behind never wins a voter that campaigns only
+      // among its own (newer, uncommitted) configuration. Swarm seed 4967 (PreVote off): n2, whose log
+      // had removed n3, campaigned only to a dead n1 and kept its term ahead; n3, holding the better
+      // log, asked n2 with a lower term every time and was never answered.
+      this.#send({ type: "MsgVoteResp", from: this.id, to: message.from, term: this.#term, reject: true });
     }
     // Anything else from an old term is ignored.
   }

@@ -141,13 +141,12 @@ test("5.1 a pre-vote request with a higher term changes nobody's term", (t) => {
 
 test("5.1 a message with a stale term is ignored in every role (paper Raft)", (t) => {
   // Goal: "If a server receives a request with a stale term number, it rejects the request." Without
-  // PreVote and CheckQuorum the core drops it silently. Method: node 1 is follower, candidate or leader
-  // at term 3; each message type at term 2 must leave term, vote, role and log unchanged and produce
-  // no Ready at all.
+  // PreVote and CheckQuorum the core drops it silently, except a vote request (next test). Method: node
+  // 1 is follower, candidate or leader at term 3; each message type at term 2 must leave term, vote,
+  // role and log unchanged and produce no Ready at all.
   const stale: Message[] = [
     app(2, 1, 2, [0, 0], [entry(1, 2)], 1),
     { type: "MsgHeartbeat", from: 2, to: 1, term: 2, commit: 1, context: 0 },
-    vote(2, 1, 2, [10, 2]),
     { type: "MsgVoteResp", from: 2, to: 1, term: 2, reject: false },
     { type: "MsgAppResp", from: 2, to: 1, term: 2, reject: false, index: 5, hintIndex: 0, hintTerm: 0 },
     { type: "MsgHeartbeatResp", from: 2, to: 1, term: 2, context: 1 },
@@ -178,10 +177,43 @@ test("5.1 a message with a stale term is ignored in every role (paper Raft)", (t
   }
 });
 
+test("5.1 a stale vote request is rejected with the current term, in every role and configuration, and the candidate catches up", (t) => {
+  // Goal: Figure 2, RequestVote: "Reply false if term < currentTerm", the reply carrying currentTerm.
+  // A candidate whose term stays behind must learn the newer one, or it can never win a voter that
+  // keeps its term ahead (swarm seed 4967: that voter campaigned only among its own newer configuration,
+  // which left the candidate out, so nothing else ever told the candidate its term).
+  for (const config of [{}, { checkQuorum: true, preVote: false }, { checkQuorum: false, preVote: true }]) {
+    for (const role of ["follower", "candidate", "leader"] as const) {
+      // With PreVote, campaign() makes a pre-candidate, still at term 2: the follower and leader cases cover it.
+      if (role === "candidate" && "preVote" in config && config.preVote) continue;
+      const net = cluster(3, config, { storage: () => ({ hardState: { term: 2, vote: NODE_NONE, commit: 0 } }) });
+      if (role === "follower") net.campaign(3);
+      else if (role === "candidate") {
+        net.raft(1).campaign();
+        net.processAll();
+        net.drop();
+      } else net.campaign(1);
+      const label = `${JSON.stringify(config)} ${role}`;
+      t.is(net.raft(1).term, 3, label);
+      const before = net.raft(1).status();
+      t.deepEqual(stepAndCollect(net, vote(2, 1, 2, [10, 2])), ["1->2 MsgVoteResp t3 reject"], label);
+      const after = net.raft(1).status();
+      t.deepEqual([after.role, after.term, after.vote], [before.role, before.term, before.vote], `${label}: nothing else changes`);
+    }
+  }
+  // The candidate at term 2 takes the rejection's term 3 and becomes a follower.
+  const net = cluster(3, {}, { storage: (id) => ({ hardState: { term: id === 1 ? 1 : 3, vote: NODE_NONE, commit: 0 } }) });
+  net.raft(1).campaign();
+  t.is(net.raft(1).term, 2);
+  net.stabilize();
+  t.is(net.raft(1).term, 3, "node 1 learned term 3 from the rejections");
+  t.is(net.raft(1).role, "follower");
+});
+
 test("5.1 with CheckQuorum or PreVote a stale leader is told the new term and steps down", (t) => {
   // Goal: with PreVote a deposed leader's term may never catch up by itself, so a follower answers a
-  // stale append or heartbeat with its own term (#answerStaleTerm), and a stale pre-vote with a
-  // rejection; a stale vote request is still ignored. Then the end to end story: the old leader, cut
+  // stale append or heartbeat with its own term (#answerStaleTerm), and a stale pre-vote or vote with a
+  // rejection. Then the end to end story: the old leader, cut
   // off while the others elected a new one, learns the new term from that answer and follows.
   for (const config of [{ checkQuorum: true, preVote: false }, { checkQuorum: false, preVote: true }]) {
     const net = cluster(3, config, { storage: () => ({ hardState: { term: 3, vote: NODE_NONE, commit: 0 } }) });
@@ -189,7 +221,7 @@ test("5.1 with CheckQuorum or PreVote a stale leader is told the new term and st
     t.deepEqual(stepAndCollect(net, app(1, 2, 2, [0, 0])), ["2->1 MsgAppResp t3 0"], label);
     t.deepEqual(stepAndCollect(net, { type: "MsgHeartbeat", from: 1, to: 2, term: 2, commit: 0, context: 0 }), ["2->1 MsgAppResp t3 0"], label);
     t.deepEqual(stepAndCollect(net, { type: "MsgPreVote", from: 1, to: 2, term: 2, lastLogIndex: 9, lastLogTerm: 2 }), ["2->1 MsgPreVoteResp t3 reject"], label);
-    t.deepEqual(stepAndCollect(net, vote(1, 2, 2, [9, 2])), [], label);
+    t.deepEqual(stepAndCollect(net, vote(1, 2, 2, [9, 2])), ["2->1 MsgVoteResp t3 reject"], label);
     t.is(net.raft(2).term, 3, label);
   }
 
