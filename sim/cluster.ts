@@ -205,6 +205,12 @@ export class SimCluster {
     });
     const timers = new NodeTimers(this.clock, host.rate, (run) => this.#runOnHost(host, run), `n${id} timer`);
     const nodeRandom = this.#random.fork(`node-${id}-${host.incarnation}`);
+    // A crash planned inside the next write, or a failed disk, makes that write's sync fail.
+    const armDiskFault = (): void => {
+      if (!host.crashDuringWrite && !host.diskFailed) return;
+      host.crashDuringWrite = false;
+      host.disk.failNextSync = true;
+    };
     const node = new RaftNode({
       id,
       membership: host.joining ? { voters: [], learners: [] } : this.membership,
@@ -221,10 +227,7 @@ export class SimCluster {
       restored: state,
       persistence: {
         save: (batch) => {
-          if (host.crashDuringWrite || host.diskFailed) {
-            host.crashDuringWrite = false;
-            host.disk.failNextSync = true;
-          }
+          armDiskFault();
           storage.save(batch);
           if (host.fsyncMs > 0) host.busyUntilMs = Math.max(host.busyUntilMs, this.clock.nowMs) + host.fsyncMs;
         },
@@ -237,10 +240,7 @@ export class SimCluster {
           finish: (done) => void timers.after(Math.max(SIM_SNAPSHOT_PART_MS, host.fsyncMs), () => done()),
           commit: (snapshot) => {
             if (storage.snapshotIndex() >= metadata.index) return false;
-            if (host.crashDuringWrite || host.diskFailed) {
-              host.crashDuringWrite = false;
-              host.disk.failNextSync = true;
-            }
+            armDiskFault();
             storage.save({ snapshot, entries: [] });
             return true;
           },

@@ -12,7 +12,7 @@ import type { Entry, Snapshot, SnapshotMetadata } from "../../src/core/types.ts"
 import { HARD_STATE_EMPTY } from "../../src/core/types.ts";
 import { KvStore } from "../../src/kv/kv-store.ts";
 import type { TimerHandle, Timers } from "../../src/node/environment.ts";
-import { RaftNode, type LogPersistence } from "../../src/node/raft-node.ts";
+import { RaftNode, type LogPersistence, type RaftNodeOptions } from "../../src/node/raft-node.ts";
 import { FileDisk } from "../../src/storage/file-disk.ts";
 import { RaftStorage, SNAPSHOT_FILE } from "../../src/storage/raft-storage.ts";
 
@@ -148,8 +148,8 @@ function* iterate(parts: Iterator<string>): Generator<string> {
   for (let part = parts.next(); !part.done; part = parts.next()) yield part.value;
 }
 
-/** One voter (it elects itself), a snapshot every 50 entries keeping 10 behind it. */
-function singleVoter(timers: Timers, persistence: LogPersistence, logger?: (line: string) => void): RaftNode {
+/** One voter (it elects itself), a snapshot every 50 entries keeping 10 behind it; `overrides` change that. */
+function singleVoter(timers: Timers, persistence: LogPersistence, logger?: (line: string) => void, overrides: Partial<RaftNodeOptions> = {}): RaftNode {
   return new RaftNode({
     id: 1,
     membership: { voters: [1], learners: [] },
@@ -169,6 +169,7 @@ function singleVoter(timers: Timers, persistence: LogPersistence, logger?: (line
     timers,
     random: () => 0,
     ...(logger === undefined ? {} : { logger }),
+    ...overrides,
   });
 }
 
@@ -300,39 +301,30 @@ test("RaftNode: the leader's snapshot restored in the core before its Ready is s
   const events: string[] = [];
   const held: (() => void)[] = [];
   const sent: string[] = [];
-  const node = new RaftNode({
+  const persistence: LogPersistence = {
+    save: (batch) => void (batch.snapshot && events.push(`save leader's snapshot ${batch.snapshot.metadata.index}`)),
+    compact: (through) => void events.push(`compact ${through}`),
+    beginSnapshot: (metadata) => {
+      events.push(`begin ${metadata.index}`);
+      return {
+        append: (_part, done) => void held.push(() => done()),
+        finish: (done) => void held.push(() => done()),
+        commit: (snapshot) => {
+          events.push(`commit ${snapshot.metadata.index}`);
+          return true;
+        },
+        abandon: () => void events.push("abandon"),
+      };
+    },
+  };
+  // A follower of node 1 that never campaigns here.
+  const node = singleVoter(timers, persistence, undefined, {
     id: 2,
     membership: { voters: [1, 2, 3], learners: [] },
-    tickMs: 10,
-    electionTimeoutMs: 100_000, // the follower never campaigns here
-    heartbeatIntervalMs: 10,
+    electionTimeoutMs: 100_000,
     preVote: true,
     checkQuorum: true,
-    entriesPerAppendMax: 100,
-    maxBatchDelayMs: 0,
-    requestTimeoutMs: 60_000,
-    snapshotIntervalEntries: 50,
-    logEntriesMax: 10,
-    restored: { hardState: HARD_STATE_EMPTY, entries: [] },
-    persistence: {
-      save: (batch) => void (batch.snapshot && events.push(`save leader's snapshot ${batch.snapshot.metadata.index}`)),
-      compact: (through) => void events.push(`compact ${through}`),
-      beginSnapshot: (metadata) => {
-        events.push(`begin ${metadata.index}`);
-        return {
-          append: (_part, done) => void held.push(() => done()),
-          finish: (done) => void held.push(() => done()),
-          commit: (snapshot) => {
-            events.push(`commit ${snapshot.metadata.index}`);
-            return true;
-          },
-          abandon: () => void events.push("abandon"),
-        };
-      },
-    },
     transport: { send: (message) => void sent.push(message.type) },
-    timers,
-    random: () => 0,
   });
   node.start();
   // The leader (node 1, term 1) replicates and commits 60 entries: our own snapshot starts at 60.
